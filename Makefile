@@ -1,0 +1,67 @@
+# Train & Shrink — two commands for a newcomer:
+#   make lab    set up .venv (once) and open the course in JupyterLab
+#   make test   set up .venv (once) and run everything CI runs
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Reinstall only when a dependency file changes (make compares mtimes with the stamp).
+STAMP := $(VENV)/.installed
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+# Compiled numba kernels are cached inside the repo (git-ignored) so reruns are fast.
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+export PYTHONHASHSEED := 0
+
+.PHONY: setup lab test unit notebooks exercises execute bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch==2.13.0 is pinned in constraints.txt: on this machine it resolves to the CPU wheel.
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/01_gradient_descent.ipynb $(LAB_ARGS)
+
+# Unit + parity tests, strict nbval over every lecture and solution notebook,
+# and the exercises-are-in-sync check, in one pytest run on 2 workers.
+test: setup
+	$(PY) -m pytest -n 2 --dist loadfile tests notebooks solutions \
+	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+unit: setup
+	$(PY) -m pytest -n 2 tests $(PYTEST_ARGS)
+
+notebooks: setup
+	$(PY) -m pytest -n 2 --dist loadfile notebooks solutions \
+	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS)
+
+# Regenerate the student notebooks in exercises/ from solutions/.
+exercises: setup
+	$(PY) -m course_lib.grade.release solutions exercises
+
+# Re-execute notebooks top to bottom in a fresh kernel and store their outputs:
+#   make execute NB=notebooks/01_gradient_descent.ipynb   (default: all of them)
+NB ?= $(wildcard notebooks/*.ipynb solutions/*.ipynb)
+execute: setup
+	for nb in $(NB); do \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	done
+
+bench: setup
+	$(PY) benchmarks/optimizer_step.py
+
+lock: setup
+	$(PY) -m pip freeze --exclude-editable | grep -v '^torch==' > constraints.txt.new
+	{ echo '# Exact versions the stored notebook outputs were produced with (Python 3.11, Linux x86_64).'; \
+	  echo '# Regenerate with: make lock'; echo 'torch==2.13.0'; cat constraints.txt.new; } > constraints.txt
+	rm constraints.txt.new
+
+clean:
+	rm -rf $(VENV) .numba_cache .pytest_cache

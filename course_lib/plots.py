@@ -1,0 +1,68 @@
+"""The course's figure style and small shared plotting helpers.
+
+Call :func:`use_course_style` once at the top of a notebook; every figure then has
+the same fonts, sizes, grid and colour cycle.
+"""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+#: Colour cycle shared by every chapter (colour-blind friendly, Okabe-Ito).
+COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+STYLE = {
+    "figure.figsize": (6.4, 4.0),
+    "figure.dpi": 90,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": mpl.cycler(color=COLORS),
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "lines.linewidth": 1.8,
+    "image.cmap": "viridis",
+}
+
+
+def use_course_style() -> None:
+    """Apply the course style to every figure drawn afterwards."""
+    mpl.rcParams.update(STYLE)
+
+
+def loss_curve(ax, values, *, x=None, label=None, logy: bool = True, xlabel: str = "step",
+               ylabel: str = "loss"):
+    """Plot a loss curve on ``ax`` (log scale by default: losses span decades)."""
+    values = np.asarray(values, dtype=float)
+    x = np.arange(values.size) if x is None else np.asarray(x)
+    ax.plot(x, values, label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+def show_images(images, labels=None, *, ncols: int = 10, cmap: str = "gray_r", size: float = 0.9,
+                title: str | None = None):
+    """A grid of small images (e.g. digits ``(n, 8, 8)``) with optional per-image labels."""
+    images = np.asarray(images)
+    n = images.shape[0]
+    ncols = max(1, min(ncols, n))
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 1.15), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap)
+            if labels is not None:
+                ax.set_title(str(labels[i]), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
