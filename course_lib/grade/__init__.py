@@ -1,0 +1,1 @@
+"""Assignments: single-source exercise generation (``release``) and the auto-grader."""

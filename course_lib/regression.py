@@ -1,0 +1,119 @@
+r"""Linear and softmax regression: the models of chapter 1.
+
+Shapes follow ``torch.nn.Linear`` so the chapter-2 network feels familiar:
+
+- linear regression: ``X: (n, d)``, ``w: (d,)``, ``b: float``, ``y_hat = X @ w + b: (n,)``
+- softmax regression: ``W: (C, d)``, ``b: (C,)``, ``logits = X @ W.T + b: (n, C)``
+
+Each ``*_gradient`` function returns ``(loss, *grads)`` with the grads in the same order
+and shapes as the parameters, ready for :func:`course_lib.gd.gd_step`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .losses import softmax_cross_entropy
+from .validation import as_array, check_same_rows, check_shape
+
+
+def _check_linear(X, y, w, b):
+    X = as_array("X", X, ndim=2, dtype_kind="f")
+    y = as_array("y", y, ndim=1, dtype_kind="fiu")
+    w = as_array("w", w, ndim=1, dtype_kind="f")
+    check_same_rows("X", X, "y", y)
+    check_shape("w", w, (X.shape[1],))
+    b = as_array("b", b, ndim=0, dtype_kind="fiu")
+    return X, y, w, float(b)
+
+
+def linear_forward(X, w, b) -> np.ndarray:
+    """``y_hat = X @ w + b``.  X: (n, d), w: (d,), b: scalar -> (n,)."""
+    X = as_array("X", X, ndim=2, dtype_kind="f")
+    w = as_array("w", w, ndim=1, dtype_kind="f")
+    check_shape("w", w, (X.shape[1],))
+    return X @ w + float(as_array("b", b, ndim=0))
+
+
+def mse_gradient(X, y, w, b):
+    r"""Loss and gradient of the mean squared error of linear regression.
+
+    .. math:: L(w, b) = \frac1n \lVert Xw + b - y \rVert^2,\quad
+              \nabla_w L = \frac2n X^\top r,\quad \frac{\partial L}{\partial b} = \frac2n \sum_i r_i,
+              \quad r = Xw + b - y
+
+    X: (n, d), y: (n,), w: (d,), b: scalar.  Returns ``(loss: float, dw: (d,), db: float)``.
+    The ``1/n`` matters: without it the gradient grows with the data set and the largest
+    stable learning rate shrinks by a factor ``n`` (the source articles' bug).
+    PyTorch: ``F.mse_loss(X @ w + b, y).backward()``.
+    """
+    X, y, w, b = _check_linear(X, y, w, b)
+    n = X.shape[0]
+    r = X @ w + b - y
+    return float(r @ r) / n, (2.0 / n) * (X.T @ r), 2.0 * float(r.sum()) / n
+
+
+def normal_equations(X, y):
+    r"""The exact least-squares optimum: solve :math:`\min_{w,b} \lVert Xw + b - y\rVert^2`.
+
+    Uses ``np.linalg.lstsq`` on ``[X, 1]`` (an SVD: stable even when :math:`X^\top X` is
+    ill-conditioned, unlike forming and inverting it).  Returns ``(w: (d,), b: float)``.
+    """
+    X = as_array("X", X, ndim=2, dtype_kind="f")
+    y = as_array("y", y, ndim=1, dtype_kind="fiu")
+    check_same_rows("X", X, "y", y)
+    A = np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+    theta, *_ = np.linalg.lstsq(A, y, rcond=None)
+    return theta[:-1], float(theta[-1])
+
+
+def mse_hessian(X) -> np.ndarray:
+    r"""Hessian of the linear-regression MSE in the parameters :math:`(w, b)`.
+
+    .. math:: H = \frac2n A^\top A, \qquad A = [X, \mathbf 1]
+
+    It does not depend on ``w``, ``b`` or ``y``: the loss is an exact quadratic bowl.
+    Returns ``(d + 1, d + 1)``.  Gradient descent is stable iff ``lr < 2 / lambda_max(H)``.
+    """
+    X = as_array("X", X, ndim=2, dtype_kind="f")
+    A = np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+    return (2.0 / X.shape[0]) * (A.T @ A)
+
+
+def max_stable_lr(X) -> float:
+    """The stability bound ``2 / lambda_max`` of full-batch gradient descent on the MSE."""
+    return 2.0 / float(np.linalg.eigvalsh(mse_hessian(X))[-1])
+
+
+def softmax_forward(X, W, b) -> np.ndarray:
+    """``logits = X @ W.T + b``.  X: (n, d), W: (C, d), b: (C,) -> (n, C)."""
+    X = as_array("X", X, ndim=2, dtype_kind="f")
+    W = as_array("W", W, ndim=2, dtype_kind="f")
+    if W.shape[1] != X.shape[1]:
+        raise ValueError(f"W must have shape (C, {X.shape[1]}) to match X, got {W.shape}")
+    b = as_array("b", b, ndim=1, dtype_kind="f")
+    check_shape("b", b, (W.shape[0],))
+    return X @ W.T + b
+
+
+def softmax_gradient(X, y, W, b):
+    r"""Loss and gradients of softmax regression (multinomial logistic regression).
+
+    .. math:: \frac{\partial L}{\partial W} = G^\top X, \quad
+              \frac{\partial L}{\partial b} = \textstyle\sum_i G_i, \quad
+              G = \frac1n(\mathrm{softmax}(XW^\top + b) - \mathrm{onehot}(y))
+
+    X: (n, d), y: (n,) int, W: (C, d), b: (C,).  Returns ``(loss, dW: (C, d), db: (C,))``.
+    PyTorch: ``F.cross_entropy(X @ W.T + b, y).backward()``.
+    """
+    logits = softmax_forward(X, W, b)
+    loss, G = softmax_cross_entropy(logits, y)
+    return loss, G.T @ np.asarray(X), G.sum(axis=0)
+
+
+def accuracy(logits, y) -> float:
+    """Fraction of rows whose arg-max matches the label.  logits: (n, C), y: (n,)."""
+    logits = as_array("logits", logits, ndim=2)
+    y = np.asarray(y)
+    check_same_rows("logits", logits, "y", y)
+    return float(np.mean(np.argmax(logits, axis=1) == y))
