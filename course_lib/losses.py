@@ -110,6 +110,7 @@ def binary_cross_entropy(probs, y):
         log_p = np.maximum(np.log(p), -100.0)
         log_1mp = np.maximum(np.log1p(-p), -100.0)
     loss = -np.mean(y * log_p + (1 - y) * log_1mp)
-    # torch clamps the gradient's denominator at 1e-12 the same way
-    grad = (p - y) / np.maximum(p * (1 - p), 1e-12) / p.size
+    # torch clamps the gradient's denominator at EPSILON = 1e-12, a float32 constant in its
+    # C++ kernel (9.99999996e-13 once widened): we use the same number to match it exactly
+    grad = (p - y) / np.maximum(p * (1 - p), float(np.float32(1e-12))) / p.size
     return float(loss), grad

@@ -41,7 +41,7 @@ def test_student_cell_replaces_solution_and_hidden_tests():
     cell.outputs = [nbformat.v4.new_output("stream", text="hi")]
     cell.execution_count = 3
     out = student_cell(cell)
-    assert out.source == "def f(x):\n" + "\n".join("    " + s for s in CODE_STUB) + "\n\ncheck(f)"
+    assert out.source == "def f(x):\n" + "\n".join("    " + s for s in CODE_STUB) + "\ncheck(f)"
     assert out.outputs == [] and out.execution_count is None
     assert cell.execution_count == 3  # the source cell is untouched
 

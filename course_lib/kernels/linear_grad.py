@@ -69,11 +69,14 @@ def _softmax_grad(X, y, W, b, dW, db):
                 acc += W[c, j] * X[i, j]
             z[c] = acc
             zmax = max(zmax, acc)
+        # log-sum-exp with the max subtracted; the label's logit is read before exp,
+        # because exp(z - zmax) can underflow to 0 and log(0) would make the loss inf
+        label_shifted = z[y[i]] - zmax
         s = 0.0
         for c in range(C):
             z[c] = np.exp(z[c] - zmax)
             s += z[c]
-        loss += np.log(s) + zmax - (np.log(z[y[i]]) + zmax)
+        loss += np.log(s) - label_shifted
         for c in range(C):
             g = z[c] / s - (1.0 if c == y[i] else 0.0)
             db[c] += g
