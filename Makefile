@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
+# Jupyter refuses to start as root unless told; containers and CI machines often are root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/01_gradient_descent.ipynb $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab notebooks/01_gradient_descent.ipynb $(ALLOW_ROOT) $(LAB_ARGS)
 
 # Unit + parity tests, strict nbval over every lecture and solution notebook,
 # and the exercises-are-in-sync check, in one pytest run on 2 workers.
