@@ -17,7 +17,8 @@ from .losses import softmax_cross_entropy
 from .validation import as_array, check_same_rows, check_shape
 
 
-def _check_linear(X, y, w, b):
+def check_linear_args(X, y, w, b):
+    """Validate linear-regression arguments; return ``(X, y, w, float(b))``."""
     X = as_array("X", X, ndim=2, dtype_kind="f")
     y = as_array("y", y, ndim=1, dtype_kind="fiu")
     w = as_array("w", w, ndim=1, dtype_kind="f")
@@ -47,7 +48,7 @@ def mse_gradient(X, y, w, b):
     stable learning rate shrinks by a factor ``n`` (the source articles' bug).
     PyTorch: ``F.mse_loss(X @ w + b, y).backward()``.
     """
-    X, y, w, b = _check_linear(X, y, w, b)
+    X, y, w, b = check_linear_args(X, y, w, b)
     n = X.shape[0]
     r = X @ w + b - y
     return float(r @ r) / n, (2.0 / n) * (X.T @ r), 2.0 * float(r.sum()) / n

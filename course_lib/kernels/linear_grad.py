@@ -16,18 +16,22 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..regression import check_linear_args
 from ..validation import as_array, check_positive, check_same_rows, check_shape
 
 
 @njit(cache=True)
-def _mse_grad(X, y, w, b, dw):
-    # one pass over the rows: residual, loss and both gradients together
-    n, d = X.shape
+def _mse_grad_rows(X, y, w, b, rows, dw):
+    # one pass over the chosen rows: residual, loss and both gradients together,
+    # no temporaries (NumPy would allocate X @ w, the residual and X.T @ r)
+    d = X.shape[1]
+    m = rows.size
     loss = 0.0
     db = 0.0
     for j in range(d):
         dw[j] = 0.0
-    for i in range(n):
+    for t in range(m):
+        i = rows[t]
         r = b - y[i]
         for j in range(d):
             r += X[i, j] * w[j]
@@ -35,21 +39,17 @@ def _mse_grad(X, y, w, b, dw):
         db += r
         for j in range(d):
             dw[j] += r * X[i, j]
-    scale = 2.0 / n
+    scale = 2.0 / m
     for j in range(d):
         dw[j] *= scale
-    return loss / n, db * scale
+    return loss / m, db * scale
 
 
 def mse_gradient_numba(X, y, w, b):
     """numba twin of :func:`course_lib.regression.mse_gradient`: ``(loss, dw, db)``."""
-    X = as_array("X", X, ndim=2, dtype_kind="f")
-    y = as_array("y", y, ndim=1, dtype_kind="f")
-    w = as_array("w", w, ndim=1, dtype_kind="f")
-    check_same_rows("X", X, "y", y)
-    check_shape("w", w, (X.shape[1],))
-    dw = np.empty_like(w)
-    loss, db = _mse_grad(X, y, w, float(b), dw)
+    X, y, w, b = check_linear_args(X, y, w, b)
+    dw = np.empty(w.shape)
+    loss, db = _mse_grad_rows(X, y, w, b, np.arange(X.shape[0]), dw)
     return float(loss), dw, float(db)
 
 
@@ -109,27 +109,12 @@ def softmax_gradient_numba(X, y, W, b):
 def _sgd_epoch_linear(X, y, w, b, lr, batch_size, order, losses):
     n, d = X.shape
     dw = np.empty(d)
-    k = 0
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        m = stop - start
-        loss = 0.0
-        db = 0.0
-        dw[:] = 0.0
-        for t in range(start, stop):
-            i = order[t]
-            r = b - y[i]
-            for j in range(d):
-                r += X[i, j] * w[j]
-            loss += r * r
-            db += r
-            for j in range(d):
-                dw[j] += r * X[i, j]
-        losses[k] = loss / m
-        k += 1
+    for k, start in enumerate(range(0, n, batch_size)):
+        loss, db = _mse_grad_rows(X, y, w, b, order[start:start + batch_size], dw)
+        losses[k] = loss
         for j in range(d):
-            w[j] -= lr * 2.0 * dw[j] / m
-        b -= lr * 2.0 * db / m
+            w[j] -= lr * dw[j]
+        b -= lr * db
     return b
 
 
@@ -139,13 +124,10 @@ def sgd_epoch_linear_numba(X, y, w, b, lr, batch_size, rng):
     Same arithmetic and the same shuffle (``rng.permutation(n)``) as
     ``course_lib.gd.sgd_epoch(linear_grad_fn, [w, b], ...)``; returns ``([w, b], losses)``.
     """
-    X = as_array("X", X, ndim=2, dtype_kind="f")
-    y = as_array("y", y, ndim=1, dtype_kind="f")
-    check_same_rows("X", X, "y", y)
+    X, y, w, b = check_linear_args(X, y, w, b)
     check_positive("lr", lr)
     check_positive("batch_size", batch_size, integer=True)
-    w = np.array(w, dtype=np.float64, copy=True)
-    check_shape("w", w, (X.shape[1],))
+    w = np.array(w, dtype=np.float64, copy=True)  # the kernel updates w in place: work on a copy
     order = rng.permutation(X.shape[0])
     losses = np.empty(-(-X.shape[0] // batch_size))
     b = _sgd_epoch_linear(X, y, w, float(b), float(lr), int(batch_size), order, losses)
