@@ -1,0 +1,163 @@
+"""Every graded question: the reference scores full, every catalogued mistake scores less and
+is named by its own message, the untouched exercise stub scores zero; and the plain-data
+comparison cannot be fooled by objects that lie."""
+
+import numpy as np
+import pytest
+
+from course_lib.grade import check
+from course_lib.grade.registry import CHAPTER_MODULES, chapter_questions, get_question
+from course_lib.grade.spec import Bad, Case, canonical, compare, grade_question, run_local
+
+QUESTIONS = [q for ch in CHAPTER_MODULES for q in chapter_questions(ch)]
+MISTAKES = [(q, m) for q in QUESTIONS for m in q.mistakes]
+SEEDS = range(6)  # the grader draws a fresh seed per run: every seed must work
+
+
+def grade_local(q, fn, seed):
+    cases = q.make_cases(np.random.default_rng(seed))
+    return grade_question(q, cases, lambda c: run_local(fn, c, q))
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize("q", QUESTIONS, ids=lambda q: q.id)
+def test_reference_scores_full_on_every_seed(q):
+    for seed in SEEDS:
+        r = grade_local(q, q.reference, seed)
+        assert (r.score, r.passed) == (q.points, r.total), r.text()
+    assert r.total >= 4, "each question needs several cases"
+
+
+@pytest.mark.parametrize("q,m", MISTAKES, ids=lambda x: getattr(x, "id", getattr(x, "key", "")))
+def test_every_mistake_loses_points_and_is_named(q, m):
+    others = [o.message for o in q.mistakes if o is not m]
+    for seed in SEEDS:
+        r = grade_local(q, m.impl, seed)
+        assert r.score < q.points, f"seed {seed}: mistake {m.key} scored full"
+        assert r.mistake == m.key, f"seed {seed}: {m.key} recognised as {r.mistake}\n{r.text()}"
+        text = r.text()
+        assert m.message in text and not any(o in text for o in others)
+
+
+@pytest.mark.parametrize("q", QUESTIONS, ids=lambda q: q.id)
+def test_mistake_messages_are_distinct(q):
+    messages = [m.message for m in q.mistakes]
+    assert len(set(messages)) == len(messages) and len(messages) >= 3
+
+
+@pytest.mark.parametrize("q", QUESTIONS, ids=lambda q: q.id)
+def test_untouched_stub_scores_zero(q):
+    r = grade_local(q, stub, 0)
+    assert r.score == 0 and r.passed == 0
+    assert "not implemented yet" in r.text()
+
+
+def test_check_prints_deterministic_feedback_and_returns_score(capsys):
+    q = get_question("01.mse_gradient")
+    assert check("01.mse_gradient", q.reference) == q.points
+    assert check("01.mse_gradient", q.reference) == q.points
+    out = capsys.readouterr().out
+    assert out == "01.mse_gradient: 5/5 cases passed\n" * 2
+
+
+def test_check_raises_with_the_mistake_named(capsys):
+    q = get_question("01.softmax_cross_entropy")
+    no_max = next(m for m in q.mistakes if m.key == "no_max")
+    with pytest.raises(AssertionError, match="overflows on large logits"):
+        check("01.softmax_cross_entropy", no_max.impl)
+    first = capsys.readouterr().out
+    with pytest.raises(AssertionError):
+        check("01.softmax_cross_entropy", no_max.impl)
+    assert capsys.readouterr().out == first  # deterministic: stored in executed notebooks
+    assert "4/5 cases passed" in first
+
+
+def test_check_stub_raises_not_implemented_feedback():
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        check("01.gd_step", stub)
+
+
+@pytest.mark.parametrize("bad,exc,match", [
+    ("01.nope", ValueError, "question_id"), ("99.mse_gradient", ValueError, "question_id"),
+    (3, TypeError, "question_id")])
+def test_check_rejects_unknown_question(bad, exc, match):
+    with pytest.raises(exc, match=match):
+        check(bad, lambda *a: None)
+
+
+def test_check_rejects_non_callable():
+    with pytest.raises(TypeError, match="fn"):
+        check("01.gd_step", 42)
+
+
+# ---- plain data: nothing the student returns compares itself
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+class LyingArray(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(np.shape(other), bool)
+
+    def __sub__(self, other):
+        return np.zeros(np.shape(other))
+
+    __rsub__ = __sub__
+
+
+@pytest.mark.parametrize("obj", [AlwaysEqual(), np.zeros(3).view(LyingArray), True, None,
+                                 np.array(["a"]), np.zeros(2, complex), np.zeros(2, object),
+                                 1 + 2j, "1.0"])
+def test_canonical_rejects_non_plain_objects(obj):
+    assert isinstance(canonical(obj), Bad)
+
+
+def test_lying_returns_score_zero():
+    q = get_question("01.mse_gradient")
+    cheats = [
+        lambda X, y, w, b: (AlwaysEqual(), AlwaysEqual(), AlwaysEqual()),
+        lambda X, y, w, b: AlwaysEqual(),
+        lambda X, y, w, b: (np.zeros(()).view(LyingArray), np.zeros(len(w)).view(LyingArray), 0.0),
+    ]
+    for cheat in cheats:
+        r = grade_local(q, cheat, 0)
+        assert r.score == 0, r.text()
+
+
+def test_compare_checks_shape_dtype_finiteness_and_values():
+    ref = canonical((1.0, np.ones(3)))
+    kw = dict(rtol=1e-6, atol=1e-9)
+    assert compare(ref, canonical((1.0, np.ones(3))), **kw) is None
+    assert compare(ref, canonical([np.float64(1.0), np.ones(3) + 1e-12]), **kw) is None
+    assert "shape" in compare(ref, canonical((1.0, np.ones((3, 1)))), **kw)[1]
+    assert "float32" in compare(ref, canonical((1.0, np.ones(3, np.float32))), **kw)[1]
+    assert "NaN" in compare(ref, canonical((np.nan, np.ones(3))), **kw)[1]
+    assert "differs" in compare(ref, canonical((1.0, np.ones(3) * 1.01)), **kw)[1]
+    assert compare(ref, canonical((1.0, np.ones(3), 2.0)), **kw)[1] == "has 3 items, expected 2"
+    assert "expected a list or tuple of 2 values" in compare(ref, canonical((1.0,)), **kw)[1]
+    assert "a number" in compare(ref, canonical((np.ones(1), np.ones(3))), **kw)[1]
+    # a list of floats and a 1-d array are the same value (losses may be either)
+    assert compare(canonical([1.0, 2.0]), canonical(np.array([1.0, 2.0])), **kw) is None
+
+
+def test_in_place_modification_is_detected():
+    q = get_question("01.gd_step")
+    params = [np.ones(2), 1.0]
+    case = Case("t", (params, [np.ones(2), 1.0], 0.5))
+
+    def inplace(p, g, lr):
+        p[0] -= lr * g[0]
+        return [p[0].copy(), p[1] - lr * g[1]]
+
+    obs = run_local(inplace, case, q)
+    assert obs.mutated == ("params",)
+    assert params[0][0] == 1.0  # the case's own data is never handed out
+    assert run_local(q.reference, case, q).mutated == ()
