@@ -232,8 +232,11 @@ SGD_EPOCH = Question(
 
 
 def ce_cases(rng):
-    def case(name, n, C, scale=1.0):
-        return Case(name, (rng.standard_normal((n, C)) * scale,
+    def case(name, n, C, offset=0.0):
+        # offset: every row shifted by +-offset; the softmax is unchanged, but exp overflows
+        # (or underflows to 0/0) unless the row's max is subtracted first
+        shift = offset * rng.choice([-1.0, 1.0], size=(n, 1))
+        return Case(name, (rng.standard_normal((n, C)) * 3.0 + shift,
                            rng.integers(0, C, size=n).astype(np.int64)))
     C = int(rng.integers(3, 8))
     n = C + int(rng.integers(2, 12))  # n != C so a softmax over the wrong axis shows
@@ -242,7 +245,7 @@ def ce_cases(rng):
         case("two classes", int(rng.integers(4, 12)), 2),
         case("a single row (n=1)", 1, int(rng.integers(3, 6))),
         case("more classes than rows", 3, 9),
-        case("large logits (|z| ~ 1000)", int(rng.integers(4, 10)), 4, scale=1000.0),
+        case("large logits (rows shifted by +-1000)", int(rng.integers(4, 10)), 4, offset=1000.0),
     ]
 
 
