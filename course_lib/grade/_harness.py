@@ -314,6 +314,7 @@ def main():
     with open(cfg_path) as f:
         cfg = json.load(f)
     rfd, wfd = int(cfg["rfd"]), int(cfg["wfd"])
+    sys.stdout.reconfigure(line_buffering=True)  # -I ignores PYTHONUNBUFFERED
     _limits(cfg)
     sys.path[:0] = [cfg["pkg_dir"]]
     sys.path.extend(cfg["site_packages"])

@@ -1,0 +1,96 @@
+"""``python -m course_lib.grade``: the tamper-proof auto-grader.
+
+One submission::
+
+    python -m course_lib.grade SUBMISSION.ipynb [--json OUT.json] [--timeout SECONDS]
+
+A whole class (one notebook per student, the file name is the student id)::
+
+    python -m course_lib.grade --batch DIR --csv grades.csv [--json-dir DIR]
+
+Exit status 0 whenever a report was produced, whatever the score; 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .batch import atomic_write, grade_batch
+from .grader import grade_notebook, report_text
+from .registry import CHAPTER_MODULES
+from .sandbox import Limits
+
+
+def positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+    return parse
+
+
+def parser():
+    ap = argparse.ArgumentParser(prog="python -m course_lib.grade",
+                                 description="Grade exercise notebooks in a sandboxed process.")
+    ap.add_argument("submission", nargs="?", help="the notebook to grade")
+    ap.add_argument("--json", metavar="OUT.json", help="also write the report as JSON")
+    ap.add_argument("--batch", metavar="DIR", help="grade every .ipynb in DIR (one per student)")
+    ap.add_argument("--csv", metavar="grades.csv", help="with --batch: the grades file (resumable)")
+    ap.add_argument("--json-dir", metavar="DIR", help="with --batch: one JSON report per student")
+    ap.add_argument("--timeout", type=positive(float), default=120.0,
+                    help="seconds each notebook cell may run (default 120)")
+    ap.add_argument("--call-timeout", type=positive(float), default=10.0,
+                    help="seconds each call of a graded function may run (default 10)")
+    ap.add_argument("--memory", type=positive(int), default=2048,
+                    help="memory limit of the student's process, in MB (default 2048)")
+    ap.add_argument("--chapter", choices=sorted(CHAPTER_MODULES),
+                    help="grade as this chapter (default: from the notebook's metadata)")
+    ap.add_argument("--seed", type=int, help="seed of the test cases (default: a fresh random one)")
+    ap.add_argument("--source", metavar="DIR",
+                    help="solution notebooks, to restore locked cells (default: the repo's solutions/)")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = parser()
+    args = ap.parse_args(argv)
+    if (args.batch is None) == (args.submission is None):
+        ap.error("give either SUBMISSION.ipynb or --batch DIR")
+    if args.batch is not None and not args.csv:
+        ap.error("--batch needs --csv grades.csv")
+    if args.batch is None and (args.csv or args.json_dir):
+        ap.error("--csv and --json-dir go with --batch")
+    limits = Limits(timeout=args.timeout, call_timeout=args.call_timeout, memory_mb=args.memory)
+    source = Path(args.source) if args.source else None
+
+    def grade(path):
+        return grade_notebook(path, chapter=args.chapter, limits=limits, seed=args.seed,
+                              source_dir=source)
+
+    if args.batch is not None:
+        if not Path(args.batch).is_dir():
+            ap.error(f"--batch {args.batch!r} is not a directory")
+        counts = grade_batch(args.batch, args.csv, json_dir=args.json_dir, grade=grade)
+        print(f"{counts['graded']} graded, {counts['skipped']} already graded, "
+              f"{counts['errors']} grader errors, of {counts['total']} -> {args.csv}")
+        return 0
+    path = Path(args.submission)
+    if not path.is_file():
+        ap.error(f"submission {args.submission!r} is not a file")
+    report = grade(path)
+    print(report_text(report))
+    if args.json:
+        keys = ("chapter", "score", "max_score", "questions", "notes", "seed", "sandbox", "submission")
+        atomic_write(Path(args.json), json.dumps({k: report.get(k) for k in keys}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
