@@ -17,6 +17,7 @@ Steps, all driven from this (trusted) process:
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import secrets
 import shutil
@@ -39,6 +40,7 @@ GRADE_PACKAGE = "course_lib.grade"
 # which course_lib modules a chapter may use
 
 
+@functools.lru_cache(maxsize=4)
 def module_graph(package_dir: Path = PACKAGE_DIR) -> dict:
     """``{module: set of course_lib modules importing it loads}`` from the source (AST).
 

@@ -346,7 +346,8 @@ def kernel_config(root: Path, limits: Limits, forbidden: dict, landlock: bool = 
         "pkg_dir": str(root / "pkg"), "work_dir": str(root / "work"), "site_packages": sp,
         "forbidden": forbidden, "absent": ABSENT, "landlock": landlock,
         "read_paths": read, "list_paths": sp + _stdlib_dirs() + [str(root)], "write_paths": [str(root / "work")],
-        "rw_files": ["/dev/null"], "ro_files": ["/dev/urandom", "/dev/random", "/dev/zero"],
+        "rw_files": ["/dev/null"],
+        "ro_files": ["/dev/urandom", "/dev/random", "/dev/zero", os.path.join(sys.prefix, "pyvenv.cfg")],
         "memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
         "cpu_seconds": int(max(60, 10 * limits.timeout)),
     }
