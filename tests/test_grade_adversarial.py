@@ -61,7 +61,8 @@ def test_infinite_loop_ignoring_sigint_is_killed_and_the_rest_graded(tmp_path):
 def test_infinite_loop_in_a_function_scores_zero_for_it(tmp_path):
     hang = "def gd_step(params, grads, lr):\n    while True:\n        pass"
     r = grade(tmp_path, submission(replace={"gd_step": hang}))
-    expect(r, gd_step=0.0, sgd_epoch=0.0)  # sgd_epoch calls the student's gd_step
+    # sgd_epoch calls gd_step: while sgd_epoch is graded, gd_step is the reference
+    expect(r, gd_step=0.0)
     assert "timed out" in feedback(r, "gd_step")
 
 
@@ -138,8 +139,7 @@ def test_ndarray_subclasses_that_lie_score_zero(tmp_path):
     cheat = ("def gd_step(params, grads, lr):\n"
              "    return [np.zeros(np.shape(p)).view(LyingArray) for p in params]")
     r = grade(tmp_path, submission(before=[LIARS], replace={"gd_step": cheat}))
-    # sgd_epoch uses the student's gd_step: its lies propagate there too
-    assert scores(r)["gd_step"] == 0.0
+    expect(r, gd_step=0.0)
     assert "LyingArray" in feedback(r, "gd_step")
 
 
@@ -258,7 +258,7 @@ def test_allocating_far_more_memory_than_the_limit(tmp_path):
              "chunks = []\nwhile True:\n    chunks.append(bytearray(50 * 2**20))"]  # grow to the limit
     hog = "def gd_step(params, grads, lr):\n    x = np.ones(10**10)\n    return params"
     r = grade(tmp_path, submission(before=cells, replace={"gd_step": hog}))
-    expect(r, gd_step=0.0, sgd_epoch=0.0)
+    expect(r, gd_step=0.0)
     assert "MemoryError" in feedback(r, "gd_step")
 
 

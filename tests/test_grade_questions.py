@@ -161,3 +161,19 @@ def test_in_place_modification_is_detected():
     assert obs.mutated == ("params",)
     assert params[0][0] == 1.0  # the case's own data is never handed out
     assert run_local(q.reference, case, q).mutated == ()
+
+
+def test_each_question_is_graded_on_its_own():
+    """sgd_epoch calls gd_step: a wrong gd_step costs points once, in gd_step only."""
+    ns = {"np": np}
+    exec("def gd_step(params, grads, lr):\n    return [p + lr * g for p, g in zip(params, grads)]\n"
+         "def sgd_epoch(grad_fn, params, X, y, lr, batch_size, rng):\n"
+         "    order = rng.permutation(len(X))\n    losses = []\n"
+         "    for i in range(0, len(X), batch_size):\n"
+         "        loss, grads = grad_fn(params, X[order[i:i + batch_size]], y[order[i:i + batch_size]])\n"
+         "        losses.append(loss)\n        params = gd_step(params, grads, lr)\n"
+         "    return params, losses", ns)
+    with pytest.raises(AssertionError, match="uphill"):
+        check("01.gd_step", ns["gd_step"])
+    assert check("01.sgd_epoch", ns["sgd_epoch"]) == 2.0
+    assert ns["gd_step"](np.zeros(1)[None], np.ones(1)[None], 1.0)[0][0] == 1.0  # restored

@@ -211,6 +211,7 @@ SGD_EPOCH = Question(
     id="01.sgd_epoch", func="sgd_epoch", reference=gd.sgd_epoch,
     make_cases=sgd_cases, output_names=("params", "losses"),
     callbacks={"linear_mse": gd.linear_grad_fn},
+    uses={"gd_step": gd.gd_step},
     reference_modules=("course_lib.gd", "course_lib.kernels.linear_grad"),
     mistakes=(
         Mistake("no_shuffle", "you visit the rows in their stored order: shuffle once per epoch "

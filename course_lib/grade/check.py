@@ -28,7 +28,7 @@ def check(question_id: str, fn) -> float:
     if not callable(fn):
         raise TypeError(f"fn must be the function to check (a callable), got {fn!r}")
     cases = question.make_cases(np.random.default_rng(CHECK_SEED))
-    result = grade_question(question, cases, lambda case: run_local(fn, case, question))
+    result = grade_question(question, cases, lambda case: run_local(fn, case, question, student=True))
     text = result.text()
     print(text)
     if result.passed < result.total:

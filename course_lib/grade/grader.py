@@ -270,9 +270,11 @@ class Session:
         from .spec import materialize
         args = materialize(case.args, question.callbacks)
         before = snapshot(args)
-        msg = {"op": "call", "func": question.func, "args": sb.to_wire(case.args)}
+        msg = {"op": "call", "func": question.func, "args": sb.to_wire(case.args),
+               "uses": sorted(question.uses)}
+        callbacks = dict(question.callbacks, **question.uses)
         try:
-            reply = self.kernel.request(msg, self.limits.call_timeout, callbacks=question.callbacks)
+            reply = self.kernel.request(msg, self.limits.call_timeout, callbacks=callbacks)
         except sb.KernelTimeout:
             self._restart()
             self._run_cells(first=False)

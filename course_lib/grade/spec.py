@@ -94,6 +94,9 @@ class Question:
     # course_lib modules holding the reference (or an equivalent: a numba twin, a
     # wrapper): unavailable in graded mode; importing one gives zero for this question
     reference_modules: tuple = ()
+    # other graded functions this one may call (sgd_epoch calls gd_step): while it is
+    # graded they are the references, so each question is graded on its own
+    uses: dict = field(default_factory=dict)
 
     @property
     def chapter_number(self) -> str:
@@ -281,15 +284,26 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def run_local(fn, case: Case, question: Question) -> Observation:
-    """Call ``fn`` on ``case`` in this process (self-check mode and for the reference)."""
+def run_local(fn, case: Case, question: Question, *, student: bool = False) -> Observation:
+    """Call ``fn`` on ``case`` in this process (self-check mode and for the reference).
+
+    ``student``: ``fn`` is the learner's; the functions of ``question.uses`` in its globals
+    are swapped for the references during the call (a wrong ``gd_step`` is graded once).
+    """
     args = materialize(case.args, question.callbacks)
     before = snapshot(args)
+    env = getattr(fn, "__globals__", None) if student else None
+    saved = {k: env[k] for k in question.uses if k in env} if isinstance(env, dict) else {}
     try:
+        for k in saved:
+            env[k] = question.uses[k]
         with np.errstate(all="ignore"):
             out = fn(*args)
     except Exception as exc:  # the function under test may raise anything
         return Observation(error=describe_exception(exc))
+    finally:
+        for k, v in saved.items():
+            env[k] = v
     return Observation(value=canonical(out),
                        mutated=mutated_args(before, args, question.arg_names()))
 

@@ -1,0 +1,112 @@
+"""The grader on the course's own notebooks: every solution scores full, every generated
+exercise scores zero, catalogued mistakes written into the real solution are named, the
+check cells and the grader agree on points, and locked cells are restored."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from adversarial import feedback, scores, write
+from course_lib.grade.grader import grade_notebook
+from course_lib.grade.registry import CHAPTER_MODULES, chapter_questions
+from course_lib.grade.sandbox import Limits
+
+ROOT = Path(__file__).resolve().parents[1]
+GRADED = sorted(ch for ch in CHAPTER_MODULES if (ROOT / "solutions" / f"{ch}.ipynb").exists())
+LIMITS = Limits(timeout=120, call_timeout=10)
+
+
+def test_every_solution_notebook_has_registered_questions():
+    stems = sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+    assert stems, "solutions/ holds no notebook"
+    assert set(stems) <= set(CHAPTER_MODULES), "a solution notebook has no grader questions"
+    assert "01_gradient_descent" in GRADED
+
+
+@pytest.mark.parametrize("chapter", GRADED)
+def test_solution_scores_full_and_exercise_scores_zero(chapter):
+    sol = grade_notebook(ROOT / "solutions" / f"{chapter}.ipynb", limits=LIMITS)
+    assert sol["score"] == sol["max_score"] > 0, sol
+    assert not any("raised" in n or "stopped" in n for n in sol["notes"]), sol["notes"]
+    ex = grade_notebook(ROOT / "exercises" / f"{chapter}.ipynb", limits=LIMITS)
+    assert ex["score"] == 0 and ex["max_score"] == sol["max_score"]
+    for q in ex["questions"]:
+        assert "not implemented yet" in q["feedback"], q
+
+
+@pytest.mark.parametrize("chapter", GRADED)
+def test_check_cells_match_the_grader(chapter):
+    """Each question has a locked grade cell ``check("<id>", <func>)`` worth the grader's points,
+    and each solution cell defines the function."""
+    nb = nbformat.read(ROOT / "solutions" / f"{chapter}.ipynb", as_version=4)
+    for q in chapter_questions(chapter):
+        cells = [c for c in nb.cells if f'check("{q.id}", {q.func})' in c.source]
+        assert len(cells) == 1, f"{q.id}: expected one check cell"
+        meta = cells[0].metadata["nbgrader"]
+        assert meta["grade"] and meta["locked"] and meta["points"] == q.points
+        assert any(c.source.lstrip().startswith(f"def {q.func}(") or f"\ndef {q.func}(" in c.source
+                   for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution"))
+
+
+def _replace_function(nb, name, source):
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution") and f"def {name}(" in cell.source:
+            cell.source = source
+            return nb
+    raise AssertionError(f"no solution cell defines {name}")
+
+
+# student-written versions of catalogued mistakes, graded end to end in the sandbox
+CH1_MISTAKES = {
+    ("mse_gradient", "your gradients are sums"): '''
+def mse_gradient(X, y, w, b):
+    r = X @ w + b - y
+    return float(np.mean(r ** 2)), 2 * X.T @ r, 2 * float(np.sum(r))''',
+    ("sgd_epoch", "shuffle X but not y"): '''
+def sgd_epoch(grad_fn, params, X, y, lr, batch_size, rng):
+    order = rng.permutation(len(X))
+    losses = []
+    for i in range(0, len(X), batch_size):
+        loss, grads = grad_fn(params, X[order[i:i + batch_size]], y[i:i + batch_size])
+        losses.append(loss)
+        params = gd_step(params, grads, lr)
+    return params, losses''',
+    ("softmax_cross_entropy", "overflows on large logits"): '''
+def softmax_cross_entropy(logits, y):
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    n = len(y)
+    loss = -np.mean(np.log(p[np.arange(n), y]))
+    g = p.copy()
+    g[np.arange(n), y] -= 1
+    return float(loss), g / n''',
+    ("gd_step", "modified the caller's params in place"): '''
+def gd_step(params, grads, lr):
+    for i in range(len(params)):
+        params[i] -= lr * grads[i]
+    return params''',
+}
+
+
+def test_mistakes_in_the_real_solution_are_named(tmp_path):
+    nb = nbformat.read(ROOT / "solutions" / "01_gradient_descent.ipynb", as_version=4)
+    for (name, _), src in CH1_MISTAKES.items():
+        _replace_function(nb, name, src)
+    r = grade_notebook(write(nb, tmp_path / "student.ipynb"), limits=LIMITS, seed=5)
+    got = scores(r)
+    for (name, message), _ in CH1_MISTAKES.items():
+        assert got[name] < 2.0, r
+        assert message in feedback(r, name), feedback(r, name)
+
+
+def test_edited_locked_cells_are_restored(tmp_path):
+    nb = nbformat.read(ROOT / "solutions" / "01_gradient_descent.ipynb", as_version=4)
+    setup = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
+    setup.source = "raise SystemExit('tampered')\n" + setup.source
+    path = write(nb, tmp_path / "student.ipynb")
+    restored = grade_notebook(path, limits=LIMITS, seed=1)
+    assert restored["score"] == restored["max_score"]
+    assert not any("SystemExit" in n for n in restored["notes"])
+    # without the instructor's source the edited cell runs as submitted (and is reported)
+    asis = grade_notebook(path, limits=LIMITS, seed=1, source_dir=tmp_path / "nowhere")
+    assert any("SystemExit: tampered" in n for n in asis["notes"])
