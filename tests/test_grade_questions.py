@@ -19,7 +19,7 @@ def grade_local(q, fn, seed):
     return grade_question(q, cases, lambda c: run_local(fn, c, q))
 
 
-def stub(*args):
+def stub(*args, **kwargs):
     raise NotImplementedError()
 
 
@@ -113,7 +113,7 @@ class LyingArray(np.ndarray):
     __rsub__ = __sub__
 
 
-@pytest.mark.parametrize("obj", [AlwaysEqual(), np.zeros(3).view(LyingArray), True, None,
+@pytest.mark.parametrize("obj", [AlwaysEqual(), np.zeros(3).view(LyingArray), True,
                                  np.array(["a"]), np.zeros(2, complex), np.zeros(2, object),
                                  1 + 2j, "1.0"])
 def test_canonical_rejects_non_plain_objects(obj):
@@ -146,6 +146,9 @@ def test_compare_checks_shape_dtype_finiteness_and_values():
     assert "a number" in compare(ref, canonical((np.ones(1), np.ones(3))), **kw)[1]
     # a list of floats and a 1-d array are the same value (losses may be either)
     assert compare(canonical([1.0, 2.0]), canonical(np.array([1.0, 2.0])), **kw) is None
+    assert compare(ref, canonical(None), **kw)[1] == "is None, expected a list or tuple of 2 values"
+    assert compare(canonical(None), canonical(0.0), **kw)[1] == "is a number, expected None"
+    assert compare(canonical(None), canonical(None), **kw) is None
 
 
 def test_in_place_modification_is_detected():
@@ -177,3 +180,60 @@ def test_each_question_is_graded_on_its_own():
         check("01.gd_step", ns["gd_step"])
     assert check("01.sgd_epoch", ns["sgd_epoch"]) == 2.0
     assert ns["gd_step"](np.zeros(1)[None], np.ones(1)[None], 1.0)[0][0] == 1.0  # restored
+
+
+@pytest.mark.parametrize("W,T,s,eta_min", [(3, 20, 0.1, 0.01), (5, 12, 0.5, 0.0), (1, 4, 0.25, 0.05)])
+def test_cosine_warmup_reference_matches_torch_and_course_lib(W, T, s, eta_min):
+    """03.cosine_warmup_lr's closed form is SequentialLR(LinearLR, CosineAnnealingLR) in
+    PyTorch and in course_lib.optim, at every step."""
+    import torch
+
+    from course_lib.grade.ch03 import cosine_warmup_lr
+    from course_lib.optim import SGD, CosineAnnealingLR, LinearLR, SequentialLR
+    base = 0.3
+    topt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base)
+    tsched = torch.optim.lr_scheduler.SequentialLR(topt, [
+        torch.optim.lr_scheduler.LinearLR(topt, start_factor=s, total_iters=W),
+        torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=T - W, eta_min=eta_min)],
+        milestones=[W])
+    opt = SGD([np.zeros(1)], lr=base)
+    sched = SequentialLR(opt, [LinearLR(opt, start_factor=s, total_iters=W),
+                               CosineAnnealingLR(opt, T_max=T - W, eta_min=eta_min)], milestones=[W])
+    for t in range(T + 1):
+        ours = cosine_warmup_lr(t, base_lr=base, warmup_steps=W, total_steps=T, start_factor=s,
+                                eta_min=eta_min)
+        assert ours == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15), t
+        assert ours == pytest.approx(opt.lr, rel=1e-12, abs=1e-15), t
+        topt.step()
+        tsched.step()
+        sched.step()
+
+
+def test_optimizer_references_match_torch():
+    """03.*_step references (course_lib.optim.functional with the extra options off) = torch."""
+    import torch
+
+    from course_lib.grade import ch03
+    rng = np.random.default_rng(0)
+    for q, make in [
+        (ch03.SGD_MOMENTUM, lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.2)),
+        (ch03.RMSPROP, lambda p: torch.optim.RMSprop([p], lr=0.01, alpha=0.95, eps=1e-3)),
+        (ch03.ADAM, lambda p: torch.optim.AdamW([p], lr=0.01, betas=(0.8, 0.99), eps=1e-3,
+                                                weight_decay=0.1)),
+    ]:
+        p0 = rng.standard_normal(5)
+        tp = torch.tensor(p0, requires_grad=True)
+        topt = make(tp)
+        ours, state = p0.copy(), [None, np.zeros(5), np.zeros(5)]
+        for step in range(1, 5):
+            g = rng.standard_normal(5)
+            tp.grad = torch.tensor(g)
+            topt.step()
+            if q is ch03.SGD_MOMENTUM:
+                state[0] = q.reference(ours, g, state[0], lr=0.1, momentum=0.9, dampening=0.2)
+            elif q is ch03.RMSPROP:
+                q.reference(ours, g, state[1], lr=0.01, alpha=0.95, eps=1e-3)
+            else:
+                q.reference(ours, g, state[1], state[2], step, lr=0.01, beta1=0.8, beta2=0.99,
+                            eps=1e-3, weight_decay=0.1, decoupled_weight_decay=True)
+            np.testing.assert_allclose(ours, tp.detach().numpy(), rtol=1e-12, atol=1e-14)

@@ -383,10 +383,11 @@ def main():
                 if fn is None or not callable(fn):
                     raise NameError(f"your notebook does not define a function {msg['func']}")
                 args = decode(msg["args"], tokens)
+                kwargs = {str(k): decode(v, tokens)[0] for k, v in msg.get("kwargs", ())}
                 for u in saved:
                     ns[u] = _callback_proxy(u)
                 with np.errstate(all="ignore"):
-                    out = fn(*args)
+                    out = fn(*args, **kwargs)
                 reply.update(ok=True, value=encode(out), args_after=encode(args))
             except KeyboardInterrupt:
                 reply["error"] = "timeout"

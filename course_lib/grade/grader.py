@@ -28,7 +28,8 @@ import numpy as np
 
 from . import sandbox as sb
 from .registry import CHAPTER_MODULES, chapter_questions
-from .spec import Observation, QuestionResult, canonical, grade_question, mutated_args, snapshot
+from .spec import (Observation, QuestionResult, case_callbacks, grade_question, materialize, observe,
+                   snapshot)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]          # course_lib/
 REPO_SOLUTIONS = PACKAGE_DIR.parent / "solutions"
@@ -267,12 +268,12 @@ class Session:
         self._new_kernel()
 
     def call(self, question, case) -> Observation:
-        from .spec import materialize
         args = materialize(case.args, question.callbacks)
         before = snapshot(args)
         msg = {"op": "call", "func": question.func, "args": sb.to_wire(case.args),
+               "kwargs": [[k, sb.to_wire([v])] for k, v in case.kwargs.items()],
                "uses": sorted(question.uses)}
-        callbacks = dict(question.callbacks, **question.uses)
+        callbacks = dict(case_callbacks(case, question), **question.uses)
         try:
             reply = self.kernel.request(msg, self.limits.call_timeout, callbacks=callbacks)
         except sb.KernelTimeout:
@@ -289,13 +290,13 @@ class Session:
         if not reply.get("ok"):
             return Observation(error=str(reply.get("error"))[:300])
         try:
-            value = canonical(sb._harness.decode(reply.get("value")))
+            out = sb._harness.decode(reply.get("value"))
             after = sb._harness.decode(reply.get("args_after"))
         except (ValueError, TypeError, KeyError) as exc:
             return Observation(error=f"returned a value the grader cannot read ({exc})")
         if type(after) is not list or len(after) != len(args):
             return Observation(error="the kernel sent malformed arguments back")
-        return Observation(value=value, mutated=mutated_args(before, after, question.arg_names()))
+        return observe(question, out, after, before)
 
     def stop(self):
         if self.kernel is not None:

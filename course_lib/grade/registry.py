@@ -7,6 +7,7 @@ import importlib
 # chapter notebook stem -> module of course_lib.grade defining its QUESTIONS
 CHAPTER_MODULES = {
     "01_gradient_descent": "ch01",
+    "02_neural_network": "ch02",
 }
 
 

@@ -24,6 +24,7 @@ grader's process, so its implementation never enters the student's process).
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable
@@ -53,10 +54,15 @@ class Rng:
 
 
 class Callback:
-    """Token: the grader-provided function ``name`` (see ``Question.callbacks``)."""
+    """Token: the grader-provided function ``name`` (see ``Question.callbacks``).
 
-    def __init__(self, name: str):
+    ``data``: plain data bound as its first arguments (``functools.partial``): it stays in
+    the grader's process, the student's code only sees a function to call.
+    """
+
+    def __init__(self, name: str, data: tuple = ()):
         self.name = name
+        self.data = tuple(data)
 
     def __repr__(self):
         return f"Callback({self.name!r})"
@@ -64,9 +70,10 @@ class Callback:
 
 @dataclass(frozen=True)
 class Case:
-    """One test case: a short human description and the positional arguments."""
+    """One test case: a short human description, positional and keyword arguments."""
     name: str
     args: tuple
+    kwargs: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,14 @@ class Question:
     points: float = 2.0
     rtol: float = 1e-6
     atol: float = 1e-9
-    pure: bool = True             # modifying an argument in place is a mistake
+    pure: bool = True             # modifying an argument (other than ``inplace``) is a mistake
+    # arguments the function updates in place (optimizer state): their values after the
+    # call are compared too, as outputs after the returned value
+    inplace: tuple = ()
+    # arguments it may modify or not, as it likes (not compared)
+    may_modify: tuple = ()
+    # keep part of the returned value only, e.g. ``out`` of ``(out, cache)``
+    project: Callable | None = None
     callbacks: dict = field(default_factory=dict)
     # course_lib modules holding the reference (or an equivalent: a numba twin, a
     # wrapper): unavailable in graded mode; importing one gives zero for this question
@@ -108,7 +122,7 @@ class Question:
     def describe(self, path: tuple) -> str:
         """Human name of a position in the returned value, e.g. ``dw`` or ``params[1]``."""
         if not path:
-            return "the returned value"
+            return self.output_names if isinstance(self.output_names, str) else "the returned value"
         if isinstance(self.output_names, str):
             head, rest = f"{self.output_names}[{path[0]}]", path[1:]
         elif path[0] < len(self.output_names):
@@ -156,11 +170,15 @@ def canonical(x, depth: int = 0):
             return np.stack(items)
         return items
     if x is None:
-        return Bad("None")
+        return None
     return Bad(f"an object of type {t.__name__}")
 
 
 def kind_of(ref) -> str:
+    if ref is None:
+        return "None"
+    if isinstance(ref, Bad):
+        return ref.what
     if isinstance(ref, tuple):
         return f"a list or tuple of {len(ref)} values"
     if ref.ndim == 0:
@@ -174,6 +192,8 @@ def compare(ref, got, *, rtol: float, atol: float, nonfinite_equal: bool = False
     ``nonfinite_equal``: NaN and inf count as the same value "not finite" (used to match a
     mistake that overflows: one implementation's inf may be another's NaN).
     """
+    if ref is None or got is None:
+        return None if ref is got else (path, f"is {kind_of(got)}, expected {kind_of(ref)}")
     if isinstance(got, Bad):
         return path, f"is {got.what}, expected {kind_of(ref)}"
     if isinstance(ref, tuple):
@@ -234,13 +254,32 @@ class Observation:
         return self.error is not None and self.error.startswith("NotImplementedError")
 
 
+def bind_callback(token: Callback, callbacks: dict):
+    fn = callbacks[token.name]
+    return functools.partial(fn, *copy.deepcopy(token.data)) if token.data else fn
+
+
+def case_callbacks(case: Case, question: Question) -> dict:
+    """``{name: function}`` for the callback tokens of a case (served to the student's process)."""
+    found = {}
+
+    def walk(a):
+        if isinstance(a, Callback):
+            found[a.name] = bind_callback(a, question.callbacks)
+        elif isinstance(a, (list, tuple)):
+            for v in a:
+                walk(v)
+    walk(list(case.args) + list(case.kwargs.values()))
+    return found
+
+
 def materialize(args, callbacks: dict):
     """Fresh argument objects for one run: arrays copied, tokens turned into objects."""
     def one(a):
         if isinstance(a, Rng):
             return np.random.default_rng(a.seed)
         if isinstance(a, Callback):
-            return callbacks[a.name]
+            return bind_callback(a, callbacks)
         if isinstance(a, list):
             return [one(v) for v in a]
         if isinstance(a, tuple):
@@ -284,6 +323,19 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+def observe(question: Question, out, args_after, before) -> Observation:
+    """The :class:`Observation` of a call that returned ``out`` and left ``args_after``."""
+    value = canonical(out)
+    if question.project is not None:
+        value = question.project(value)
+    names = question.arg_names()
+    if question.inplace:
+        value = (value,) + tuple(canonical(args_after[names.index(n)]) for n in question.inplace)
+    mutated = tuple(n for n in mutated_args(before, args_after, names)
+                    if n not in question.inplace and n not in question.may_modify)
+    return Observation(value=value, mutated=mutated)
+
+
 def run_local(fn, case: Case, question: Question, *, student: bool = False) -> Observation:
     """Call ``fn`` on ``case`` in this process (self-check mode and for the reference).
 
@@ -291,6 +343,7 @@ def run_local(fn, case: Case, question: Question, *, student: bool = False) -> O
     are swapped for the references during the call (a wrong ``gd_step`` is graded once).
     """
     args = materialize(case.args, question.callbacks)
+    kwargs = dict(zip(case.kwargs, materialize(list(case.kwargs.values()), question.callbacks)))
     before = snapshot(args)
     env = getattr(fn, "__globals__", None) if student else None
     saved = {k: env[k] for k in question.uses if k in env} if isinstance(env, dict) else {}
@@ -298,14 +351,13 @@ def run_local(fn, case: Case, question: Question, *, student: bool = False) -> O
         for k in saved:
             env[k] = question.uses[k]
         with np.errstate(all="ignore"):
-            out = fn(*args)
+            out = fn(*args, **kwargs)
     except Exception as exc:  # the function under test may raise anything
         return Observation(error=describe_exception(exc))
     finally:
         for k, v in saved.items():
             env[k] = v
-    return Observation(value=canonical(out),
-                       mutated=mutated_args(before, args, question.arg_names()))
+    return observe(question, out, args, before)
 
 
 # ----------------------------------------------------------------------------------
@@ -347,7 +399,9 @@ def observe_problem(question: Question, ref: Observation, got: Observation) -> s
 def same_behaviour(question: Question, a: Observation, b: Observation) -> bool:
     """Does ``b`` behave like ``a`` (used to recognise a catalogued mistake)?"""
     if a.error is not None or b.error is not None:
-        return False
+        # both raised the same kind of exception (x @ W fails on a non-square W)
+        return (a.error is not None and b.error is not None and not a.not_implemented
+                and a.error.split(":")[0] == b.error.split(":")[0])
     if set(a.mutated) != set(b.mutated):
         return False
     return compare(a.value, b.value, rtol=question.rtol, atol=question.atol,

@@ -41,26 +41,96 @@ def softmax_cross_entropy(logits, y):
     p[rows, y] -= 1.0
     return float(-logp[rows, y].mean()), p / n''',
 }
+# chapters 2 and 3, written as a student would: the grader's plumbing for keyword
+# arguments, in-place state and grader-provided functions (numerical_gradient's f)
+CORRECT_BY_CHAPTER = {
+    "01_gradient_descent": CORRECT,
+    "02_neural_network": {
+        "linear_forward": """\
+def linear_forward(x, W, b):
+    return x @ W.T + b, (x, W, b)""",
+        "linear_backward": """\
+def linear_backward(dout, cache):
+    x, W, b = cache
+    return dout @ W, dout.T @ x, dout.sum(axis=0)""",
+        "relu_backward": """\
+def relu_backward(dout, cache):
+    return dout * (cache > 0)""",
+        "softmax_cross_entropy": CORRECT["softmax_cross_entropy"],
+        "numerical_gradient": """\
+def numerical_gradient(f, x, h=1e-5):
+    grad = np.zeros(x.shape)
+    for j in np.ndindex(x.shape):
+        old = x[j]
+        x[j] = old + h
+        fp = f(x)
+        x[j] = old - h
+        fm = f(x)
+        x[j] = old
+        grad[j] = (fp - fm) / (2 * h)
+    return grad""",
+    },
+    "03_optimizers": {
+        "sgd_momentum_step": """\
+def sgd_momentum_step(param, grad, momentum_buffer, *, lr, momentum, dampening):
+    if momentum_buffer is None:
+        momentum_buffer = grad.copy()
+    else:
+        momentum_buffer *= momentum
+        momentum_buffer += (1 - dampening) * grad
+    param -= lr * momentum_buffer
+    return momentum_buffer""",
+        "rmsprop_step": """\
+def rmsprop_step(param, grad, square_avg, *, lr, alpha, eps):
+    square_avg *= alpha
+    square_avg += (1 - alpha) * grad ** 2
+    param -= lr * grad / (np.sqrt(square_avg) + eps)""",
+        "adam_step": """\
+def adam_step(param, grad, exp_avg, exp_avg_sq, step, *, lr, beta1, beta2, eps, weight_decay,
+              decoupled_weight_decay):
+    if decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    else:
+        grad = grad + weight_decay * param
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * grad
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad ** 2
+    m_hat = exp_avg / (1 - beta1 ** step)
+    v_hat = exp_avg_sq / (1 - beta2 ** step)
+    param -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    return param""",
+        "cosine_warmup_lr": """\
+import math
+def cosine_warmup_lr(step, *, base_lr, warmup_steps, total_steps, start_factor, eta_min):
+    if step < warmup_steps:
+        return base_lr * (start_factor + (1 - start_factor) * step / warmup_steps)
+    t = (step - warmup_steps) / (total_steps - warmup_steps)
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t)) / 2""",
+    },
+}
 FUNCTIONS = list(CORRECT)
 IDS = {f: f"01.{f}" for f in FUNCTIONS}
 FULL = 2.0  # points of every chapter-1 question
 
 
-def submission(*, replace=None, before=(), after=(), metadata=True):
-    """A chapter-1 notebook: setup, then each function with its check cell.
+def submission(*, replace=None, before=(), after=(), metadata=True, chapter=CHAPTER):
+    """A notebook of ``chapter``: setup, then each function with its check cell.
 
     replace: {function name: source} cheating versions; before/after: extra cells.
     """
     replace = replace or {}
+    correct = CORRECT_BY_CHAPTER[chapter]
+    number = chapter[:2]
     cells = [nbformat.v4.new_code_cell("import numpy as np\nfrom course_lib.grade import check")]
     cells += [nbformat.v4.new_code_cell(src) for src in before]
-    for name in FUNCTIONS:
-        cells.append(nbformat.v4.new_code_cell(replace.get(name, CORRECT[name])))
-        cells.append(nbformat.v4.new_code_cell(f'check("{IDS[name]}", {name})'))
+    for name in correct:
+        cells.append(nbformat.v4.new_code_cell(replace.get(name, correct[name])))
+        cells.append(nbformat.v4.new_code_cell(f'check("{number}.{name}", {name})'))
     cells += [nbformat.v4.new_code_cell(src) for src in after]
     nb = nbformat.v4.new_notebook(cells=cells)
     if metadata:
-        nb.metadata["course"] = {"chapter": CHAPTER}
+        nb.metadata["course"] = {"chapter": chapter}
     return nb
 
 
@@ -75,4 +145,4 @@ def scores(report) -> dict:
 
 
 def feedback(report, name) -> str:
-    return next(q["feedback"] for q in report["questions"] if q["id"] == IDS[name])
+    return next(q["feedback"] for q in report["questions"] if q["id"].split(".", 1)[1] == name)
