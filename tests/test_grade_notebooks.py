@@ -110,3 +110,71 @@ def test_edited_locked_cells_are_restored(tmp_path):
     # without the instructor's source the edited cell runs as submitted (and is reported)
     asis = grade_notebook(path, limits=LIMITS, seed=1, source_dir=tmp_path / "nowhere")
     assert any("SystemExit: tampered" in n for n in asis["notes"])
+
+
+# chapters 2 and 3 through the sandbox: keyword arguments, in-place optimizer state, a
+# grader-provided function (numerical_gradient's f) served from the grader's process
+CH23_MISTAKES = {
+    "02_neural_network": {
+        ("relu_backward", "passes through at x == 0"):
+            "def relu_backward(dout, cache):\n    return dout * (cache >= 0)",
+        ("numerical_gradient", "one-sided difference"): '''
+def numerical_gradient(f, x, h=1e-5):
+    g = np.zeros(x.shape)
+    f0 = f(x)
+    for j in np.ndindex(x.shape):
+        old = x[j]
+        x[j] = old + h
+        g[j] = (f(x) - f0) / h
+        x[j] = old
+    return g''',
+        ("linear_backward", "db is averaged"): '''
+def linear_backward(dout, cache):
+    x, W, b = cache
+    return dout @ W, dout.T @ x, dout.mean(axis=0)''',
+    },
+    "03_optimizers": {
+        ("adam_step", "Adam without bias correction"): '''
+def adam_step(param, grad, exp_avg, exp_avg_sq, step, *, lr, beta1, beta2, eps, weight_decay,
+              decoupled_weight_decay):
+    if decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    else:
+        grad = grad + weight_decay * param
+    exp_avg[:] = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq[:] = beta2 * exp_avg_sq + (1 - beta2) * grad ** 2
+    param -= lr * exp_avg / (np.sqrt(exp_avg_sq) + eps)''',
+        ("rmsprop_step", "eps is inside the square root"): '''
+def rmsprop_step(param, grad, square_avg, *, lr, alpha, eps):
+    square_avg[:] = alpha * square_avg + (1 - alpha) * grad * grad
+    param -= lr * grad / np.sqrt(square_avg + eps)''',
+        ("sgd_momentum_step", "starts at zero"): '''
+def sgd_momentum_step(param, grad, momentum_buffer, *, lr, momentum, dampening):
+    if momentum_buffer is None:
+        momentum_buffer = np.zeros_like(grad)
+    momentum_buffer *= momentum
+    momentum_buffer += (1 - dampening) * grad
+    param -= lr * momentum_buffer
+    return momentum_buffer''',
+    },
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(CH23_MISTAKES))
+def test_chapter_questions_through_the_sandbox(tmp_path, chapter):
+    from adversarial import CORRECT_BY_CHAPTER, submission
+    n = len(CORRECT_BY_CHAPTER[chapter])
+    good = grade_notebook(write(submission(chapter=chapter), tmp_path / "good.ipynb"),
+                          limits=LIMITS, seed=3)
+    assert good["chapter"] == chapter and good["score"] == good["max_score"] == 2.0 * n, good
+    stub = "def {}(*args, **kwargs):\n    raise NotImplementedError()"
+    zero = grade_notebook(write(submission(chapter=chapter, replace={
+        f: stub.format(f) for f in CORRECT_BY_CHAPTER[chapter]}), tmp_path / "stub.ipynb"),
+        limits=LIMITS, seed=3)
+    assert zero["score"] == 0 and all("not implemented yet" in q["feedback"] for q in zero["questions"])
+    wrong = {name: src for (name, _), src in CH23_MISTAKES[chapter].items()}
+    r = grade_notebook(write(submission(chapter=chapter, replace=wrong), tmp_path / "wrong.ipynb"),
+                       limits=LIMITS, seed=3)
+    for (name, message) in CH23_MISTAKES[chapter]:
+        assert scores(r)[name] < 2.0 and message in feedback(r, name), feedback(r, name)
+    assert r["score"] == 2.0 * (n - len(wrong)) + sum(scores(r)[k] for k in wrong)

@@ -8,6 +8,7 @@ import importlib
 CHAPTER_MODULES = {
     "01_gradient_descent": "ch01",
     "02_neural_network": "ch02",
+    "03_optimizers": "ch03",
 }
 
 
