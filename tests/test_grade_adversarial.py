@@ -325,3 +325,27 @@ def test_a_broken_notebook_gets_a_report(tmp_path):
     write(submission(metadata=False), unknown)
     r = grade_notebook(unknown, limits=LIMITS)
     assert r["chapter"] is None and r["score"] == 0 and "cannot tell the chapter" in r["notes"][0]
+
+
+def test_garbage_and_absurdly_nested_messages_on_the_channel(tmp_path):
+    flood = '''
+import os, struct
+deep = (b"[" * 200000) + (b"]" * 200000)
+for fd in range(3, 64):
+    try:
+        os.write(fd, struct.pack(">I", len(deep)) + deep)
+    except OSError:
+        pass
+'''
+    junk = "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'\\xff' * 64)\n    except OSError:\n        pass"
+    r = grade(tmp_path, submission(before=[flood], after=[junk]))
+    expect(r)
+    assert r["sandbox"]["kernel_restarts"] == 2  # each cell broke the protocol once, then skipped
+
+
+def test_a_kernel_killed_on_every_call_is_bounded(tmp_path):
+    die = "def {}(*args, **kwargs):\n    import os\n    os._exit(1)"
+    r = grade(tmp_path, submission(replace={f: die.format(f) for f in FUNCTIONS}))
+    expect(r, **{f: 0.0 for f in FUNCTIONS})
+    assert r["sandbox"]["kernel_restarts"] == len(FUNCTIONS)  # one per question, not per case
+    assert all("kernel died" in feedback(r, f) for f in FUNCTIONS)

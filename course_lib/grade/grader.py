@@ -34,6 +34,7 @@ from .spec import (Observation, QuestionResult, case_callbacks, grade_question, 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]          # course_lib/
 REPO_SOLUTIONS = PACKAGE_DIR.parent / "solutions"
 MAX_NOTEBOOK_BYTES = 20 * 2**20
+MAX_RESTARTS = 12          # kernels a submission may end before grading gives up
 GRADE_PACKAGE = "course_lib.grade"
 
 
@@ -217,6 +218,7 @@ class Session:
         self.cells, self.limits, self.config_for = cells, limits, config_for
         self.notes, self.violations = notes, violations
         self.skip = set()       # cells that looped or killed the kernel
+        self.recorded = set()   # cells whose outcome is in the notes already
         self.kernel = None
         self.restarts = 0
         self.landlock = 0
@@ -230,32 +232,39 @@ class Session:
     def start(self, forbidden):
         self.forbidden = forbidden
         self._new_kernel()
-        self._run_cells(first=True)
+        self._run_cells()
 
-    def _run_cells(self, first: bool):
-        for index, source, instructor in self.cells:
-            if index in self.skip:
-                continue
+    def _run_cells(self):
+        """Run every cell not skipped; a cell that loops past the limit or ends the kernel is
+        skipped from then on, and the cells are re-run in a new kernel."""
+        while True:
+            index = None
             try:
-                reply = self.kernel.request({"op": "exec", "cell": index, "code": source},
-                                            self.limits.timeout)
+                for index, source, instructor in self.cells:
+                    if index in self.skip:
+                        continue
+                    reply = self.kernel.request({"op": "exec", "cell": index, "code": source},
+                                                self.limits.timeout)
+                    if index in self.recorded:
+                        continue
+                    self.recorded.add(index)
+                    self._record(reply, instructor)
+                    if reply.get("interrupted"):
+                        self.notes.append(f"cell {index} was stopped: it ran longer than the "
+                                          f"time limit ({self.limits.timeout:g} s)")
+                        self.skip.add(index)
+                    elif reply.get("error"):
+                        self.notes.append(f"cell {index} raised {str(reply['error'])[:200]}")
+                return
             except (sb.KernelTimeout, sb.KernelDied) as exc:
                 self.skip.add(index)
-                if first:
+                if index not in self.recorded:
+                    self.recorded.add(index)
                     what = ("was stopped: it ran longer than the time limit "
                             f"({self.limits.timeout:g} s)" if isinstance(exc, sb.KernelTimeout)
                             else "ended the kernel (sys.exit/os._exit, a crash or the memory limit)")
                     self.notes.append(f"cell {index} {what}; it was skipped")
                 self._restart()
-                return self._run_cells(first)
-            if first:
-                self._record(reply, instructor)
-                if reply.get("interrupted"):
-                    self.notes.append(f"cell {index} was stopped: it ran longer than the time "
-                                      f"limit ({self.limits.timeout:g} s)")
-                    self.skip.add(index)
-                elif reply.get("error"):
-                    self.notes.append(f"cell {index} raised {str(reply['error'])[:200]}")
 
     def _record(self, reply, instructor: bool):
         v = reply.get("violations")
@@ -265,6 +274,8 @@ class Session:
     def _restart(self):
         self.restarts += 1
         self.kernel.stop()
+        if self.restarts > MAX_RESTARTS:
+            raise sb.KernelDied(f"the notebook ended its kernel {self.restarts} times: grading stopped")
         self._new_kernel()
 
     def call(self, question, case) -> Observation:
@@ -278,15 +289,15 @@ class Session:
             reply = self.kernel.request(msg, self.limits.call_timeout, callbacks=callbacks)
         except sb.KernelTimeout:
             self._restart()
-            self._run_cells(first=False)
-            return Observation(error="timeout")
+            self._run_cells()
+            return Observation(error="timeout", fatal=True)
         except sb.KernelDied as exc:
             self._restart()
-            self._run_cells(first=False)
-            return Observation(error=f"the kernel died during the call ({exc})")
+            self._run_cells()
+            return Observation(error=f"the kernel died during the call ({exc})", fatal=True)
         self._record(reply, instructor=False)
         if reply.get("interrupted") or reply.get("error") == "timeout":
-            return Observation(error="timeout")
+            return Observation(error="timeout", fatal=True)
         if not reply.get("ok"):
             return Observation(error=str(reply.get("error"))[:300])
         try:

@@ -125,7 +125,7 @@ class Kernel:
         self.pid = None
         self.landlock = 0
         self._ids = 0
-        self._buf = b""
+        self._buf = bytearray()
         self.output: list = []
 
     # -- life cycle
@@ -171,15 +171,24 @@ class Kernel:
         self.landlock_error = ready.get("landlock_error")
         return self
 
+    def _signal(self, sig) -> None:
+        """Signal the kernel, if it is still the supervisor's child (never a recycled pid)."""
+        if self.pid is None or self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rfind(")") + 2:].split()[1]) != self.proc.pid:
+                return
+            os.kill(self.pid, sig)
+        except (OSError, ValueError, IndexError):
+            pass
+
     def stop(self):
         """Kill the kernel (the supervisor then kills what it spawned) and clean up."""
         if self.proc is None:
             return
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except OSError:
-                pass
+        self._signal(signal.SIGKILL)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -217,10 +226,11 @@ class Kernel:
                 if n > _harness.MAX_MESSAGE:
                     raise KernelDied("the kernel sent an oversized message")
                 if len(self._buf) >= 4 + n:
-                    data, self._buf = self._buf[4:4 + n], self._buf[4 + n:]
+                    data = bytes(self._buf[4:4 + n])
+                    del self._buf[:4 + n]
                     try:
                         msg = json.loads(data)
-                    except ValueError:
+                    except (ValueError, RecursionError):  # e.g. nesting deep enough to overflow
                         raise KernelDied("the kernel sent a malformed message") from None
                     if type(msg) is not dict:
                         raise KernelDied("the kernel sent a malformed message")
@@ -255,10 +265,7 @@ class Kernel:
                     self.stop()
                     raise KernelTimeout(f"no answer {timeout:g} s after the time limit") from None
                 interrupted = True
-                try:
-                    os.kill(self.pid, signal.SIGINT)
-                except OSError:
-                    pass
+                self._signal(signal.SIGINT)
                 deadline = time.monotonic() + self.limits.grace
                 continue
             except KernelDied:

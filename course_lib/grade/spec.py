@@ -248,6 +248,7 @@ class Observation:
     value: object = None          # canonical value (if it returned)
     error: str | None = None      # "NotImplementedError", "timeout", or "ValueError: ..."
     mutated: tuple = ()           # names of the arguments it modified in place
+    fatal: bool = False           # it timed out or ended the kernel: skip the question's other cases
 
     @property
     def not_implemented(self) -> bool:
@@ -422,8 +423,8 @@ def grade_question(question: Question, cases: list, run) -> QuestionResult:
     for c in cases:
         obs = run(c)
         got.append(obs)
-        if obs.error == "timeout":  # don't spend the time limit again on the same loop
-            got.extend(Observation(error="timeout") for _ in cases[len(got):])
+        if obs.fatal:  # don't spend the time limit (or a kernel) again on the same bug
+            got.extend(Observation(error=obs.error, fatal=True) for _ in cases[len(got):])
             break
     problems = [observe_problem(question, r, g) for r, g in zip(refs, got)]
     passed = sum(p is None for p in problems)
