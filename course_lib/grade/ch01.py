@@ -130,7 +130,8 @@ def _gd_step_only(params, grads, lr):
 GD_STEP = Question(
     id="01.gd_step", func="gd_step", reference=gd.gd_step,
     make_cases=gd_step_cases, output_names="new params",
-    reference_modules=("course_lib.gd",),
+    # chapter 3's optimizers make the same step (SGD without momentum)
+    reference_modules=("course_lib.gd", "course_lib.optim.functional", "course_lib.kernels.optim"),
     mistakes=(
         Mistake("plus", "you step uphill: the update is p - lr * g (minus), you added the gradient",
                 _gd_plus),
@@ -293,7 +294,8 @@ SOFTMAX_CE = Question(
     id="01.softmax_cross_entropy", func="softmax_cross_entropy",
     reference=losses.softmax_cross_entropy,
     make_cases=ce_cases, output_names=("loss", "dlogits"),
-    reference_modules=("course_lib.losses", "course_lib.regression", "course_lib.kernels.linear_grad"),
+    reference_modules=("course_lib.losses", "course_lib.regression", "course_lib.kernels.linear_grad",
+                       "course_lib.kernels.softmax_ce"),
     mistakes=(
         Mistake("no_max", "your softmax overflows on large logits (exp(1000) is inf): subtract "
                 "each row's max before exp, which leaves the softmax unchanged", _ce_no_max),

@@ -68,7 +68,8 @@ def _lf_transposed_out(x, W, b):
 LINEAR_FORWARD = Question(
     id="02.linear_forward", func="linear_forward", reference=nn.linear_forward,
     make_cases=linear_forward_cases, output_names="out", project=first_of_pair,
-    reference_modules=("course_lib.nn", "course_lib.kernels.dense"),
+    # regression.linear_forward is one output unit of it
+    reference_modules=("course_lib.nn", "course_lib.kernels.dense", "course_lib.regression"),
     mistakes=(
         Mistake("no_transpose", "you multiply by W instead of W.T: W has one row per output "
                 "unit, shape (out, in), so out = x @ W.T + b", _lf_no_transpose),
@@ -194,7 +195,7 @@ RELU_BACKWARD = Question(
 
 SOFTMAX_CE_2 = dataclasses.replace(
     SOFTMAX_CE, id="02.softmax_cross_entropy",
-    reference_modules=SOFTMAX_CE.reference_modules + ("course_lib.nn", "course_lib.kernels.softmax_ce"))
+    reference_modules=SOFTMAX_CE.reference_modules + ("course_lib.nn",))
 
 
 # ----------------------------------------------------------------------------------
