@@ -45,6 +45,12 @@ classic pitfall when snapshotting weights).
 The model checks what comes in from outside (``X`` in :meth:`Sequential.forward`: 2-D,
 the right width, finite; ``dout`` in :meth:`Sequential.backward`), layers trust their neighbours.
 
+Around them: :meth:`Sequential.to_torch` / :meth:`Sequential.from_torch` (the bridge to
+``torch.nn.Sequential``), :meth:`Sequential.save` / :func:`load` (one ``.npz`` with the
+architecture inside), :func:`summary` (parameters and multiply-adds per layer, reused by the
+compression chapters), :func:`fit` / :func:`evaluate` (mini-batch SGD on the digits, or any
+optimizer with ``step(grads)``).
+
 Weights follow ``torch.nn.Linear``: ``W`` is ``(out_features, in_features)``,
 ``y = x @ W.T + b``, both initialised from :math:`U(-1/\sqrt{in}, 1/\sqrt{in})` (torch's
 ``kaiming_uniform_(a=sqrt(5))`` and bias rule) with our own seeded ``np.random.Generator``
@@ -363,9 +369,8 @@ class Linear(Module):
 
 
 class _Activation(Module):
-    """An elementwise activation: no parameters, a forward/backward pair from the core."""
-    _forward = staticmethod(relu_forward)
-    _backward = staticmethod(relu_backward)
+    """An elementwise activation: no parameters, a forward/backward pair from the core
+    (subclasses set ``_forward`` and ``_backward``)."""
 
     def __init__(self):
         self._cache = None
