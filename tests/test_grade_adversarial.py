@@ -349,3 +349,12 @@ def test_a_kernel_killed_on_every_call_is_bounded(tmp_path):
     expect(r, **{f: 0.0 for f in FUNCTIONS})
     assert r["sandbox"]["kernel_restarts"] == len(FUNCTIONS)  # one per question, not per case
     assert all("kernel died" in feedback(r, f) for f in FUNCTIONS)
+
+
+def test_the_total_time_limit_stops_a_slow_notebook(tmp_path):
+    nap = "import time\ntime.sleep(1.5)"
+    limits = Limits(timeout=5.0, total_timeout=2.5, call_timeout=2.0, memory_mb=1024, grace=1.0)
+    r = grade(tmp_path, submission(after=[nap, nap, nap]), limits=limits)
+    expect(r)  # the functions came first: still graded
+    notes = " ".join(r["notes"])
+    assert "was stopped" in notes and "was not run: the notebook used up its total time limit" in notes

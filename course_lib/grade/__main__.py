@@ -46,6 +46,8 @@ def parser():
     ap.add_argument("--json-dir", metavar="DIR", help="with --batch: one JSON report per student")
     ap.add_argument("--timeout", type=positive(float), default=120.0,
                     help="seconds each notebook cell may run (default 120)")
+    ap.add_argument("--total-timeout", type=positive(float), default=600.0,
+                    help="seconds all the notebook's cells may run together (default 600)")
     ap.add_argument("--call-timeout", type=positive(float), default=10.0,
                     help="seconds each call of a graded function may run (default 10)")
     ap.add_argument("--memory", type=positive(int), default=2048,
@@ -67,7 +69,8 @@ def main(argv=None) -> int:
         ap.error("--batch needs --csv grades.csv")
     if args.batch is None and (args.csv or args.json_dir):
         ap.error("--csv and --json-dir go with --batch")
-    limits = Limits(timeout=args.timeout, call_timeout=args.call_timeout, memory_mb=args.memory)
+    limits = Limits(timeout=args.timeout, total_timeout=args.total_timeout,
+                    call_timeout=args.call_timeout, memory_mb=args.memory)
     source = Path(args.source) if args.source else None
 
     def grade(path):

@@ -219,6 +219,7 @@ class Session:
         self.notes, self.violations = notes, violations
         self.skip = set()       # cells that looped or killed the kernel
         self.recorded = set()   # cells whose outcome is in the notes already
+        self.budget = limits.total_timeout  # seconds left for the cells' first run
         self.kernel = None
         self.restarts = 0
         self.landlock = 0
@@ -238,20 +239,33 @@ class Session:
         """Run every cell not skipped; a cell that loops past the limit or ends the kernel is
         skipped from then on, and the cells are re-run in a new kernel."""
         while True:
-            index = None
+            index, limit = None, self.limits.timeout
             try:
                 for index, source, instructor in self.cells:
                     if index in self.skip:
                         continue
-                    reply = self.kernel.request({"op": "exec", "cell": index, "code": source},
-                                                self.limits.timeout)
-                    if index in self.recorded:
+                    first = index not in self.recorded
+                    limit = min(self.limits.timeout, self.budget) if first else self.limits.timeout
+                    if limit <= 0:
+                        self.skip.add(index)
+                        self.recorded.add(index)
+                        self.notes.append(f"cell {index} was not run: the notebook used up its total "
+                                          f"time limit ({self.limits.total_timeout:g} s)")
+                        continue
+                    t0 = time.monotonic()
+                    try:
+                        reply = self.kernel.request({"op": "exec", "cell": index, "code": source},
+                                                    limit)
+                    finally:
+                        if first:
+                            self.budget -= time.monotonic() - t0
+                    if not first:
                         continue
                     self.recorded.add(index)
                     self._record(reply, instructor)
                     if reply.get("interrupted"):
                         self.notes.append(f"cell {index} was stopped: it ran longer than the "
-                                          f"time limit ({self.limits.timeout:g} s)")
+                                          f"time limit ({limit:g} s)")
                         self.skip.add(index)
                     elif reply.get("error"):
                         self.notes.append(f"cell {index} raised {str(reply['error'])[:200]}")
@@ -261,7 +275,7 @@ class Session:
                 if index not in self.recorded:
                     self.recorded.add(index)
                     what = ("was stopped: it ran longer than the time limit "
-                            f"({self.limits.timeout:g} s)" if isinstance(exc, sb.KernelTimeout)
+                            f"({limit:g} s)" if isinstance(exc, sb.KernelTimeout)
                             else "ended the kernel (sys.exit/os._exit, a crash or the memory limit)")
                     self.notes.append(f"cell {index} {what}; it was skipped")
                 self._restart()
@@ -392,7 +406,8 @@ def grade_notebook(path, *, chapter: str | None = None, limits: sb.Limits | None
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)
     sandbox_info = {"landlock_abi": session.landlock, "kernel_restarts": session.restarts,
-                    "timeout": limits.timeout, "call_timeout": limits.call_timeout,
+                    "timeout": limits.timeout, "total_timeout": limits.total_timeout,
+                    "call_timeout": limits.call_timeout,
                     "memory_mb": limits.memory_mb}
     if landlock and session.kernel is not None and not session.landlock:
         notes.append("warning: Landlock is not available on this system: the kernel could read "

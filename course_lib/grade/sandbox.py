@@ -54,6 +54,7 @@ def check(question_id, fn):
 class Limits:
     """Resource limits of one sandboxed kernel."""
     timeout: float = 120.0       # wall-clock seconds per notebook cell
+    total_timeout: float = 600.0  # wall-clock seconds for all the cells together
     call_timeout: float = 10.0   # wall-clock seconds per call of a graded function
     memory_mb: int = 2048        # address space (RLIMIT_AS)
     file_mb: int = 64            # largest file the kernel may write (RLIMIT_FSIZE)
@@ -62,7 +63,7 @@ class Limits:
     grace: float = 2.0           # after SIGINT, seconds to answer before SIGKILL
 
     def __post_init__(self):
-        for name in ("timeout", "call_timeout", "startup_timeout", "grace"):
+        for name in ("timeout", "total_timeout", "call_timeout", "startup_timeout", "grace"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {v!r}")
