@@ -1,4 +1,4 @@
-"""Shared test configuration: off-screen figures, float64 torch, quiet threads."""
+"""Shared test configuration: off-screen figures (in this process only) and a seeded rng fixture."""
 
 import matplotlib
 
