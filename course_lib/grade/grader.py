@@ -223,11 +223,13 @@ class Session:
         self.kernel = None
         self.restarts = 0
         self.landlock = 0
+        self.started = False
 
     def _new_kernel(self):
         root = self.config_for()
         self.kernel = sb.Kernel(root, sb.kernel_config(root, self.limits, self.forbidden), self.limits)
         self.kernel.start()
+        self.started = True
         self.landlock = self.kernel.landlock
 
     def start(self, forbidden):
@@ -333,8 +335,7 @@ def _zero(q, summary: str, *lines) -> QuestionResult:
 
 
 def grade_notebook(path, *, chapter: str | None = None, limits: sb.Limits | None = None,
-                   seed: int | None = None, source_dir: Path | None = None,
-                   landlock: bool = True) -> dict:
+                   seed: int | None = None, source_dir: Path | None = None) -> dict:
     """Grade ``path`` and return the report (see :func:`report_text` for the printed form).
 
     ``{"chapter", "score", "max_score", "questions": [{"id", "score", "max_score",
@@ -409,7 +410,7 @@ def grade_notebook(path, *, chapter: str | None = None, limits: sb.Limits | None
                     "timeout": limits.timeout, "total_timeout": limits.total_timeout,
                     "call_timeout": limits.call_timeout,
                     "memory_mb": limits.memory_mb}
-    if landlock and session.kernel is not None and not session.landlock:
+    if session.started and not session.landlock:
         notes.append("warning: Landlock is not available on this system: the kernel could read "
                      "and write files outside its sandbox (the grades are still computed here)")
     return _finish(report, results, notes, sandbox_info, t0)
