@@ -71,6 +71,13 @@ def _mse_no_bias(X, y, w, b):
     return float(r @ r) / n, (2.0 / n) * (X.T @ r), 2.0 * float(r.sum()) / n
 
 
+def _mse_articles(X, y, w, b):
+    # the source articles' snippet: grad_w = X.T @ (y_pred - y); grad_b = np.mean(y_pred - y)
+    n = len(y)
+    r = X @ w + b - y
+    return float(r @ r) / n, X.T @ r, float(r.mean())
+
+
 MSE_GRADIENT = Question(
     id="01.mse_gradient", func="mse_gradient", reference=regression.mse_gradient,
     make_cases=mse_cases, output_names=("loss", "dw", "db"),
@@ -86,6 +93,9 @@ MSE_GRADIENT = Question(
                 "target) the gradient is +(2/n) X^T r", _mse_sign),
         Mistake("db_sum", "your db is not averaged: db = (2/n) * sum(r), like dw", _mse_db_sum),
         Mistake("no_bias", "your residual forgets the bias: r = X @ w + b - y", _mse_no_bias),
+        Mistake("articles", "your gradient is the source articles' buggy one: dw = X.T @ r has neither "
+                "the 2 nor the 1/n (it grows with n, so the usable learning rate shrinks like 1/n) and "
+                "db = mean(r) misses the 2", _mse_articles),
     ),
 )
 
