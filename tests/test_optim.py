@@ -389,3 +389,20 @@ def test_scheduler_state_survives_optimizer_checkpoint():
     assert resumed.base_lrs == [0.2]
     with pytest.raises(ValueError, match="initial_lr"):
         CosineAnnealingLR(SGD([np.zeros(2)], lr=0.2), T_max=10, last_epoch=3)
+
+
+# ----------------------------------------------------------------------- benchmark
+
+def test_benchmark_smoke():
+    """The notebook's benchmark call runs, covers every variant and formats a table."""
+    from course_lib.optim.bench import VARIANTS, benchmark_optimizers, format_table
+    rows = benchmark_optimizers(sizes=[40_000], optimizers=["adam"], repeat=2, warmup=1)
+    assert [r.variant for r in rows] == ["numba"] + list(VARIANTS)   # triad first
+    assert rows[0].optimizer == "triad" and rows[0].pct_triad == pytest.approx(100.0)
+    fused = [r for r in rows if r.variant == "torch fused"][0]
+    assert fused.vs_fused == 1.0
+    assert all(r.median_s > 0 and r.best_s <= r.median_s and r.gb_per_s > 0 for r in rows)
+    table = format_table(rows)
+    assert "torch foreach" in table and "% triad" in table and "40k" in table
+    with pytest.raises(ValueError, match="optimizers"):
+        benchmark_optimizers(sizes=[10], optimizers=["lion"])

@@ -64,7 +64,7 @@ class BenchRow:
     median_s: float           # median time of one step, seconds
     best_s: float             # fastest step, seconds (least disturbed by other programs)
     gb_per_s: float           # bytes moved (see ELEMENTS_MOVED) / median time
-    pct_triad: float          # gb_per_s as a percentage of the triad's, same size
+    pct_triad: float          # gb_per_s in % of the triad's (timed in the same round-robin)
     vs_fused: float           # median_s / median_s of "torch fused" (< 1: faster)
     best_gb_per_s: float      # bytes moved / best time
 
@@ -134,7 +134,7 @@ def benchmark_optimizers(sizes=(1_000_000, 10_000_000), optimizers=OPTIMIZERS,
     for n in sizes:
         n = int(n)
         triad = _triad_stepper(n, dtype, rng)
-        triad_times, results = [], {}
+        phases = {}
         for name in optimizers:
             if progress:
                 progress(f"{name}, n={n:,}")
@@ -149,30 +149,33 @@ def benchmark_optimizers(sizes=(1_000_000, 10_000_000), optimizers=OPTIMIZERS,
                 # rotate the order so no variant always runs right after a particular one
                 for k in order[r % len(order):] + order[:r % len(order)]:
                     times[k].append(_time_once(steppers[k]))
-            triad_times += times.pop("triad")
-            results[name] = times
+            phases[name] = times
             del steppers
-        results = {"triad": {"numba": triad_times}, **results}
-        triad_gbs = float("nan")
-        for name, res in results.items():
-            fused = float(np.median(res["torch fused"])) if "torch fused" in res else float("nan")
-            for variant, ts in res.items():
-                t, best = float(np.median(ts)), float(np.min(ts))
-                moved = ELEMENTS_MOVED[name] * itemsize * n / 1e9
-                if name == "triad":
-                    triad_gbs = moved / t
-                rows.append(BenchRow(name, n, variant, t, best, moved / t,
-                                     100 * moved / t / triad_gbs,
-                                     t / fused if name != "triad" else float("nan"),
-                                     moved / best))
+        # the triad row pools all phases; each optimizer is compared with the triad timed
+        # in its own round-robin, i.e. under the same (possibly changing) machine load
+        all_triad = [t for times in phases.values() for t in times["triad"]]
+        rows.append(_row("triad", "numba", n, all_triad, itemsize, all_triad, None))
+        for name, times in phases.items():
+            fused = times.get("torch fused")
+            for variant in variants:
+                rows.append(_row(name, variant, n, times[variant], itemsize, times["triad"], fused))
     return rows
+
+
+def _row(name, variant, n, times, itemsize, triad_times, fused_times) -> BenchRow:
+    gb = ELEMENTS_MOVED[name] * itemsize * n / 1e9
+    t, best = float(np.median(times)), float(np.min(times))
+    triad_gbs = ELEMENTS_MOVED["triad"] * itemsize * n / 1e9 / float(np.median(triad_times))
+    vs = t / float(np.median(fused_times)) if fused_times else float("nan")
+    return BenchRow(name, n, variant, t, best, gb / t, 100 * ((gb / t) / triad_gbs), vs, gb / best)
 
 
 def format_table(rows: list[BenchRow]) -> str:
     """The rows as a fixed-width text table.
 
     ``vs fused`` = median time / median time of ``torch fused`` (below 1: faster);
-    ``GB/s`` and ``% triad`` from the medians, ``GB/s best`` from the fastest step.
+    ``GB/s`` and ``% triad`` from the medians (``% triad`` against the triad timed in the
+    same round-robin as that optimizer), ``GB/s best`` from the fastest step.
     """
     head = (f"{'optimizer':<13}{'params':>7}  {'variant':<15}{'median ms':>10}{'best ms':>9}"
             f"{'vs fused':>10}{'GB/s':>7}{'% triad':>9}{'GB/s best':>11}")
