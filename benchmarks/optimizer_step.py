@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/optimizer_step.py                   # 1M and 10M float32 params
     .venv/bin/python benchmarks/optimizer_step.py --sizes 1e6 --repeat 30
+    .venv/bin/python benchmarks/optimizer_step.py --threads 1     # steadier on a busy machine
 
 Prints the median time of one step of SGD-momentum, Adam and AdamW for each variant, the
 ratio to ``torch fused``, the achieved bandwidth (bytes each optimizer must move per
@@ -35,14 +36,21 @@ def main(argv=None) -> int:
     parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS),
                         choices=OPTIMIZERS)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for numba and torch (default: their defaults)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import numba
+        import torch
+        numba.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
 
     print("optimizer step benchmark:", machine_summary())
     print(f"dtype {args.dtype}, median of {args.repeat} steps after {args.warmup} warm-up "
           "steps, variants timed round-robin\n", flush=True)
     rows = benchmark_optimizers(
         sizes=[int(s) for s in args.sizes], optimizers=args.optimizers, variants=VARIANTS,
-        repeat=args.repeat, warmup=args.warmup, dtype=args.dtype,
+        repeat=args.repeat, warmup=args.warmup, dtype=args.dtype, threads=args.threads,
         progress=lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True))
     print(format_table(rows))
     print("\nafter the run:", machine_summary())

@@ -164,6 +164,7 @@ def test_reduce_lr_on_plateau_matches_torch(settings, metric_name):
 
 def test_reduce_lr_on_plateau_actually_reduces():
     opt, _ = _opts()
+    assert isinstance(ours.ReduceLROnPlateau(opt), ours.LRScheduler)   # as in torch
     sched = ours.ReduceLROnPlateau(opt, patience=2, factor=0.5)
     for metric in [1.0, 0.9, 0.9, 0.9, 0.9]:
         sched.step(metric)

@@ -110,15 +110,30 @@ def _time_once(fn) -> float:
 
 def benchmark_optimizers(sizes=(1_000_000, 10_000_000), optimizers=OPTIMIZERS,
                          variants=VARIANTS, repeat: int = 15, warmup: int = 3,
-                         dtype=np.float32, seed: int = 0, progress=None) -> list[BenchRow]:
+                         dtype=np.float32, seed: int = 0, threads: int | None = None,
+                         progress=None) -> list[BenchRow]:
     """Time one step of each optimizer and variant, plus the triad, for each size.
 
     sizes: numbers of parameters (one flat array).  repeat: timed steps per variant
     (the median is reported).  warmup: untimed steps first (includes numba's compile).
+    threads: threads for both numba and torch during the run (default: leave as they are;
+    1 gives numbers that depend far less on other programs running on the machine).
     progress: optional callable receiving a short status string.
     Returns a list of :class:`BenchRow`; print it with :func:`format_table`.
     """
-    import torch  # noqa: F401  (fail early if torch is missing)
+    import numba
+    import torch
+
+    if threads is not None:
+        saved = numba.get_num_threads(), torch.get_num_threads()
+        numba.set_num_threads(threads)
+        torch.set_num_threads(threads)
+        try:
+            return benchmark_optimizers(sizes, optimizers, variants, repeat, warmup, dtype,
+                                        seed, None, progress)
+        finally:
+            numba.set_num_threads(saved[0])
+            torch.set_num_threads(saved[1])
 
     unknown = set(optimizers) - set(OPTIMIZERS)
     if unknown:
@@ -198,6 +213,6 @@ def machine_summary() -> str:
     import numba
     import torch
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (f"numba {numba.__version__} ({numba.get_num_threads()} threads), "
-            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    return (f"numba {numba.__version__} (threads: {numba.get_num_threads()}), "
+            f"torch {torch.__version__} (threads: {torch.get_num_threads()}), "
             f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -547,7 +547,7 @@ class OneCycleLR(LRScheduler):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(LRScheduler):
     """Multiply the lr by ``factor`` when a metric has stopped improving for ``patience``
     epochs; call ``step(metric)`` once per epoch (e.g. with the validation loss).
 
@@ -559,12 +559,15 @@ class ReduceLROnPlateau:
     the next ``cooldown`` epochs are not counted.
 
     factor in [0, 1); patience, cooldown: ints >= 0; threshold, min_lr, eps >= 0.
-    PyTorch: ``ReduceLROnPlateau`` (same arguments and defaults).
+    PyTorch: ``ReduceLROnPlateau`` (same arguments and defaults).  Like PyTorch's, it is an
+    :class:`LRScheduler` that does not use the base constructor: it sets no ``initial_lr``
+    and makes no initial step.
     """
 
     def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float = 0, eps: float = 1e-8):
+        # no super().__init__(): nothing to record or apply before the first metric
         self.optimizer = _check_optimizer(optimizer)
         self.factor = check_in_range("factor", factor, 0.0, 1.0)
         if mode not in ("min", "max"):
@@ -601,7 +604,7 @@ class ReduceLROnPlateau:
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def step(self, metrics) -> None:
+    def step(self, metrics) -> None:  # the base class step() takes no metric
         """Record this epoch's metric (a number) and reduce the lr if it has plateaued."""
         try:
             current = float(metrics)
@@ -631,14 +634,8 @@ class ReduceLROnPlateau:
         if old_lr - new_lr > self.eps:
             self.optimizer.lr = new_lr
 
-    def get_last_lr(self) -> list[float]:
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict:
-        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "optimizer"})
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(copy.deepcopy(state_dict))
+    def get_lr(self) -> list[float]:  # pragma: no cover - the lr changes only in step()
+        return [self.optimizer.lr]
 
     def __repr__(self) -> str:
         return (f"ReduceLROnPlateau(mode={self.mode!r}, best={self.best!r}, "
