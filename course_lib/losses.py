@@ -49,6 +49,19 @@ def softmax(logits, axis: int = -1) -> np.ndarray:
     return np.exp(log_softmax(logits, axis=axis))
 
 
+def check_logits_labels(logits, y):
+    """Validate a classification batch: ``logits: (n, C)`` finite floats, ``y: (n,)`` labels in
+    ``[0, C)``.  Returns ``(logits, y as int64)``; shared by every softmax-cross-entropy."""
+    logits = as_array("logits", logits, ndim=2, dtype_kind="f")
+    n, C = logits.shape
+    y = check_labels("y", y, C)
+    if y.shape[0] != n:
+        raise ValueError(f"y must have {n} labels (one per row of logits), got {y.shape[0]}")
+    if n == 0:  # a mean over no rows is NaN: say so instead
+        raise ValueError(f"logits must have at least one row, got shape {logits.shape}")
+    return logits, y
+
+
 def softmax_cross_entropy(logits, y):
     r"""Softmax followed by the negative log-likelihood, averaged over the batch.
 
@@ -59,11 +72,8 @@ def softmax_cross_entropy(logits, y):
     Returns ``(loss: float, dlogits: (n, C) same dtype as logits)``.
     Same value as ``torch.nn.functional.cross_entropy(logits, y)``.
     """
-    logits = as_array("logits", logits, ndim=2, dtype_kind="f")
-    n, C = logits.shape
-    y = check_labels("y", y, C)
-    if y.shape[0] != n:
-        raise ValueError(f"y must have {n} labels (one per row of logits), got {y.shape[0]}")
+    logits, y = check_logits_labels(logits, y)
+    n = logits.shape[0]
     logp = log_softmax(logits)
     rows = np.arange(n)
     loss = -np.mean(logp[rows, y])

@@ -89,3 +89,8 @@ def test_float_labels_are_rejected_unless_integral():
         losses.softmax_cross_entropy(np.zeros((2, 3)), np.array([0.5, 1.0]))
     loss, _ = losses.softmax_cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0]))
     assert loss == pytest.approx(np.log(3))
+
+
+def test_empty_batch_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="at least one row"):
+        losses.softmax_cross_entropy(np.zeros((0, 3)), np.zeros(0, dtype=int))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..validation import as_array, check_labels
+from ..losses import check_logits_labels
 
 
 @njit(cache=True)
@@ -51,13 +51,7 @@ def softmax_cross_entropy_numba(logits, y):
     Returns ``(loss: float, dlogits: (n, C) same dtype as logits)``.
     Same value as ``torch.nn.functional.cross_entropy(logits, y)``.
     """
-    logits = as_array("logits", logits, ndim=2, dtype_kind="f")
-    n, C = logits.shape
-    y = check_labels("y", y, C)
-    if y.shape[0] != n:
-        raise ValueError(f"y must have {n} labels (one per row of logits), got {y.shape[0]}")
-    if n == 0:
-        raise ValueError("logits must have at least one row, got shape (0, C)")
+    logits, y = check_logits_labels(logits, y)
     dlogits = np.empty_like(logits, order="C")
     loss = _softmax_ce(np.ascontiguousarray(logits), y, dlogits)
     return float(loss), dlogits
