@@ -29,7 +29,8 @@ $(STAMP): pyproject.toml constraints.txt
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/01_gradient_descent.ipynb $(ALLOW_ROOT) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	  --LabApp.default_url=/lab/tree/notebooks/01_gradient_descent.ipynb $(ALLOW_ROOT) $(LAB_ARGS)
 
 # Unit + parity tests, strict nbval over every lecture and solution notebook,
 # and the exercises-are-in-sync check, in one pytest run on 2 workers.
