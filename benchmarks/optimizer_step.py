@@ -19,6 +19,10 @@ import argparse
 import os
 import sys
 
+# numba's parallel kernels and torch both use OpenMP thread pools; idle OpenMP threads spin
+# before they sleep, so on 2 cores the two pools steal each other's time and torch's timings
+# come out several times too slow. Passive waiting (set before either library loads) fixes it.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 os.environ.setdefault("NUMBA_CACHE_DIR",
                       os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                    ".numba_cache"))
