@@ -894,7 +894,10 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
     hist = FitHistory()
     t0 = time.perf_counter()
     step = 0
-    report_lr = lr if optimizer is None else getattr(optimizer, "lr", None)
+
+    def current_lr():  # read at report time: a scheduler may have changed optimizer.lr
+        return lr if optimizer is None else getattr(optimizer, "lr", None)
+
     for epoch in range(epochs):
         for Xb, yb in minibatches(X, y, batch_size, shuffle=True, seed=rng):
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
@@ -903,7 +906,7 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
                     loss, dlogits = loss_fn(logits, yb)
                 else:
                     loss = float("nan")
-                check_finite_loss(loss, step=step, lr=report_lr, epoch=epoch)
+                check_finite_loss(loss, step=step, lr=current_lr(), epoch=epoch)
                 hist.losses.append(loss)
                 model.backward(dlogits)
                 if optimizer is None:
@@ -913,7 +916,7 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
                     optimizer.step(grads)
             step += 1
         tl, ta = evaluate(model, X, y)
-        check_finite_loss(tl, step=step, lr=report_lr, epoch=epoch)
+        check_finite_loss(tl, step=step, lr=current_lr(), epoch=epoch)
         hist.train_loss.append(tl)
         hist.train_acc.append(ta)
         if X_val is not None:

@@ -443,3 +443,20 @@ def test_predict():
     net[0].weight[:] = [[1, 0, 0], [0, 1, 0]]
     net[0].bias[:] = 0
     np.testing.assert_array_equal(net.predict(np.array([[2.0, 1, 0], [0, 3, 0]])), [0, 1])
+
+
+def test_fit_divergence_names_the_learning_rate_in_force_when_it_happened():
+    # a scheduler (or the learner) may change optimizer.lr during training
+    from course_lib import optim
+    from course_lib.data import load_digits_split
+    from course_lib.utils import TrainingDiverged
+
+    d = load_digits_split()
+    model = nn.MLP([64, 16, 10], seed=0)
+    opt = optim.SGD(model.params, lr=0.1)
+
+    def blow_up(epoch, hist):
+        opt.lr = 1e6
+
+    with pytest.raises(TrainingDiverged, match=r"with lr=1000000\.0"):
+        nn.fit(model, d.X_train, d.y_train, optimizer=opt, epochs=5, callback=blow_up)
