@@ -28,6 +28,16 @@ def _rng(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _check_finite_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def _check_float_dtype(dtype):
+    if not np.issubdtype(np.dtype(dtype), np.floating):  # int would truncate X ~ U[0, 1) to zeros
+        raise TypeError(f"dtype must be a floating-point type, got {np.dtype(dtype)}")
+
+
 def make_linear_regression(n: int = 100, *, w: float = 3.0, noise: str = "uniform",
                            noise_scale: float = 1.0, seed=0, dtype=np.float64):
     """The source articles' data: ``X ~ U[0, 1)``, ``y = w * x + noise``.
@@ -41,6 +51,9 @@ def make_linear_regression(n: int = 100, *, w: float = 3.0, noise: str = "unifor
     check_positive("n", n, integer=True)
     if noise not in ("uniform", "normal"):
         raise ValueError(f"noise must be 'uniform' or 'normal', got {noise!r}")
+    check_positive("noise_scale", noise_scale, allow_zero=True)
+    _check_finite_number("w", w)
+    _check_float_dtype(dtype)
     rng = _rng(seed)
     X = rng.random((n, 1))
     eps = rng.random(n) * noise_scale if noise == "uniform" else rng.normal(0.0, noise_scale, n)
@@ -58,6 +71,8 @@ def make_blobs(n: int = 200, *, n_classes: int = 2, n_features: int = 2, spread:
     check_positive("n_classes", n_classes, integer=True)
     check_positive("n_features", n_features, integer=True)
     check_positive("spread", spread)
+    check_positive("distance", distance, allow_zero=True)
+    _check_float_dtype(dtype)
     if n_classes < 2:
         raise ValueError(f"n_classes must be >= 2, got {n_classes}")
     if n_features < 2:
@@ -124,6 +139,9 @@ def load_digits_split(*, val_size: float = 0.2, test_size: float = 0.2, seed=0,
         val.append(idx[n_test:n_test + n_val])
         train.append(idx[n_test + n_val:])
     train, val, test = (rng.permutation(np.concatenate(s)) for s in (train, val, test))
+    for name, split in (("val_size", val), ("test_size", test)):
+        if split.size == 0:
+            raise ValueError(f"{name} is too small: it leaves the split empty")
     mean = X[train].mean(axis=0)
     std = X[train].std(axis=0)
     std[std == 0] = 1.0
@@ -141,8 +159,12 @@ def minibatches(X, y, batch_size: int, *, shuffle: bool = True, seed=0, drop_las
     """
     X = as_array("X", X, ndim=(1, 2))
     y = np.asarray(y)
+    if y.ndim == 0:
+        raise ValueError(f"y must have one entry per row of X, got a scalar {y!r}")
     check_same_rows("X", X, "y", y)
     check_positive("batch_size", batch_size, integer=True)
+    if not isinstance(shuffle, (bool, np.bool_)):  # shuffle="no" is truthy: refuse, don't guess
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     n = X.shape[0]
     order = _rng(seed).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n

@@ -48,7 +48,9 @@ def numerical_gradient(f, x, h=1e-5):
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a NumPy array (it is perturbed in place), got {type(x).__name__}")
     as_array("x", x, dtype_kind="f")
-    if not (isinstance(h, (int, float)) and np.isfinite(h) and h > 0):
+    if x.dtype == np.float16:  # x + 1e-5 == x in half precision: every difference would be 0
+        raise TypeError("x must be float32 or float64, got float16 (too coarse for finite differences)")
+    if isinstance(h, bool) or not (isinstance(h, (int, float)) and np.isfinite(h) and h > 0):
         raise ValueError(f"h must be a finite number > 0, got {h!r}")
     if not callable(f):
         raise TypeError(f"f must be callable, got {type(f).__name__}")

@@ -22,6 +22,11 @@ import numpy as np
 from .validation import as_array, check_labels, check_shape
 
 
+def _check_not_empty(name, x):
+    if x.size == 0:  # a mean over nothing is NaN: say so instead
+        raise ValueError(f"{name} must have at least one element, got shape {x.shape}")
+
+
 def mse(y_hat, y):
     r"""Mean squared error over all elements.
 
@@ -30,9 +35,10 @@ def mse(y_hat, y):
 
     y_hat, y: same shape, float.  Returns ``(loss: float, dy_hat: like y_hat)``.
     """
-    y_hat = as_array("y_hat", y_hat)
-    y = as_array("y", y)
+    y_hat = as_array("y_hat", y_hat, dtype_kind="f")
+    y = as_array("y", y, dtype_kind="fiu")
     check_shape("y", y, y_hat.shape)
+    _check_not_empty("y_hat", y_hat)
     diff = y_hat - y
     return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
 
@@ -94,6 +100,7 @@ def binary_cross_entropy_with_logits(logits, y):
     z = as_array("logits", logits, dtype_kind="f")
     y = as_array("y", y, dtype_kind="fiub").astype(z.dtype)
     check_shape("y", y, z.shape)
+    _check_not_empty("logits", z)
     if y.size and (y.min() < 0 or y.max() > 1):
         raise ValueError(f"y must be in [0, 1], got values in [{y.min()}, {y.max()}]")
     loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
@@ -112,6 +119,7 @@ def binary_cross_entropy(probs, y):
     p = as_array("probs", probs, dtype_kind="f")
     y = as_array("y", y, dtype_kind="fiub").astype(p.dtype)
     check_shape("y", y, p.shape)
+    _check_not_empty("probs", p)
     if p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError(f"probs must be in [0, 1], got values in [{p.min()}, {p.max()}]")
     if y.size and (y.min() < 0 or y.max() > 1):

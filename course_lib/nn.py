@@ -440,9 +440,16 @@ class Sequential(Module):
     """
 
     def __init__(self, *layers, backend: str = "numpy"):
+        seen = {}
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(f"layers[{i}] must be a course_lib.nn Module, got {type(layer).__name__}")
+            # each layer keeps one forward cache and writes its grads in place: a layer used
+            # twice would silently get the second use's cache and grads (torch sums them instead)
+            if id(layer) in seen:
+                raise ValueError(f"layers[{i}] is the same object as layers[{seen[id(layer)]}]; "
+                                 f"use a separate instance for each position")
+            seen[id(layer)] = i
         self.layers = list(layers)
         dtypes = {p.dtype for p in self.params}
         if len(dtypes) > 1:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .losses import softmax_cross_entropy
+from .losses import check_logits_labels, softmax_cross_entropy
 from .validation import as_array, check_same_rows, check_shape
 
 
@@ -24,6 +24,8 @@ def check_linear_args(X, y, w, b):
     w = as_array("w", w, ndim=1, dtype_kind="f")
     check_same_rows("X", X, "y", y)
     check_shape("w", w, (X.shape[1],))
+    if X.shape[0] == 0:
+        raise ValueError(f"X must have at least one row, got shape {X.shape}")
     b = as_array("b", b, ndim=0, dtype_kind="fiu")
     return X, y, w, float(b)
 
@@ -63,6 +65,8 @@ def normal_equations(X, y):
     X = as_array("X", X, ndim=2, dtype_kind="f")
     y = as_array("y", y, ndim=1, dtype_kind="fiu")
     check_same_rows("X", X, "y", y)
+    if X.shape[0] == 0:
+        raise ValueError(f"X must have at least one row, got shape {X.shape}")
     A = np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
     theta, *_ = np.linalg.lstsq(A, y, rcond=None)
     return theta[:-1], float(theta[-1])
@@ -114,7 +118,5 @@ def softmax_gradient(X, y, W, b):
 
 def accuracy(logits, y) -> float:
     """Fraction of rows whose arg-max matches the label.  logits: (n, C), y: (n,)."""
-    logits = as_array("logits", logits, ndim=2)
-    y = np.asarray(y)
-    check_same_rows("logits", logits, "y", y)
+    logits, y = check_logits_labels(logits, y)  # (n, 1) labels would broadcast to an (n, n) table
     return float(np.mean(np.argmax(logits, axis=1) == y))

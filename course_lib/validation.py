@@ -66,7 +66,8 @@ def check_labels(name: str, y, n_classes: int) -> np.ndarray:
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-dimensional class labels, got shape {arr.shape}")
     if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        if (arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+                and np.all(np.abs(arr) < 2**62)):  # beyond that the int64 cast would wrap
             arr = arr.astype(np.int64)
         else:
             raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")

@@ -107,3 +107,18 @@ def test_minibatches_with_a_generator_differ_each_epoch():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: data.make_linear_regression(10, noise_scale=-1.0), ValueError, "noise_scale must be"),
+    (lambda: data.make_linear_regression(10, noise_scale=float("nan")), ValueError, "noise_scale must be"),
+    (lambda: data.make_linear_regression(10, w=True), ValueError, "w must be a finite number"),
+    (lambda: data.make_linear_regression(10, dtype=np.int64), TypeError, "dtype must be a floating"),
+    (lambda: data.make_blobs(10, distance=float("nan")), ValueError, "distance must be"),
+    (lambda: data.load_digits_split(val_size=0.001), ValueError, "val_size is too small"),
+    (lambda: list(data.minibatches(np.zeros((3, 1)), np.zeros(3), 2, shuffle="no")), TypeError, "shuffle must be"),
+    (lambda: list(data.minibatches(np.zeros((3, 1)), 1.0, 2)), ValueError, "y must have one entry per row"),
+])
+def test_generator_arguments_are_checked(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

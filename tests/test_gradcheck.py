@@ -120,3 +120,11 @@ def test_relu_kink_defeats_finite_differences():
 def test_check_layer_needs_float64():
     with pytest.raises(TypeError, match="gradient checks need float64 parameters"):
         check_layer(nn.Linear(3, 2), np.zeros((1, 3)))
+
+
+def test_numerical_gradient_refuses_bool_step_and_half_precision():
+    from course_lib.gradcheck import numerical_gradient
+    with pytest.raises(ValueError, match="h must be"):
+        numerical_gradient(lambda x: float(np.sum(x**3)), np.ones(2), h=True)
+    with pytest.raises(TypeError, match="float16"):
+        numerical_gradient(lambda x: float(np.sum(x**3)), np.ones(2, dtype=np.float16))

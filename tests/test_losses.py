@@ -94,3 +94,14 @@ def test_float_labels_are_rejected_unless_integral():
 def test_empty_batch_is_an_error_not_nan():
     with pytest.raises(ValueError, match="at least one row"):
         losses.softmax_cross_entropy(np.zeros((0, 3)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: losses.mse(np.array([1j]), np.array([0j])), TypeError, "y_hat must have a dtype"),
+    (lambda: losses.mse(np.zeros(0), np.zeros(0)), ValueError, "at least one element"),
+    (lambda: losses.binary_cross_entropy(np.zeros(0), np.zeros(0)), ValueError, "at least one element"),
+    (lambda: losses.binary_cross_entropy_with_logits(np.zeros(0), np.zeros(0)), ValueError, "at least one"),
+])
+def test_complex_and_empty_inputs_are_refused(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

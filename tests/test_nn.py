@@ -460,3 +460,10 @@ def test_fit_divergence_names_the_learning_rate_in_force_when_it_happened():
 
     with pytest.raises(TrainingDiverged, match=r"with lr=1000000\.0"):
         nn.fit(model, d.X_train, d.y_train, optimizer=opt, epochs=5, callback=blow_up)
+
+
+def test_a_layer_used_twice_is_refused():
+    # one forward cache and in-place grads per layer: reuse would give silently wrong gradients
+    act = nn.ReLU()
+    with pytest.raises(ValueError, match=r"layers\[3\] is the same object as layers\[1\]"):
+        nn.Sequential(nn.Linear(4, 4), act, nn.Linear(4, 4), act, nn.Linear(4, 2))

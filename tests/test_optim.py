@@ -107,8 +107,13 @@ def test_read_only_and_duplicate_params():
     with pytest.raises(ValueError, match=r"params\[0\] is read-only"):
         SGD([p])
     q = np.zeros(3)
-    with pytest.raises(ValueError, match=r"params\[1\] is the same array as params\[0\]"):
+    with pytest.raises(ValueError, match=r"params\[1\] shares memory with params\[0\]"):
         SGD([q, q])
+    W = np.zeros(4)
+    with pytest.raises(ValueError, match=r"params\[1\] shares memory with params\[0\]"):
+        SGD([W, W[:2]])  # an overlapping view would get its entries updated twice
+    SGD([W[:2], W[2:]])  # disjoint views of one buffer are fine
+    SGD([W[::2], W[1::2]])  # interleaved but disjoint: fine too
 
 
 def test_bad_backend():

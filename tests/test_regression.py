@@ -84,3 +84,15 @@ def test_accuracy():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_accuracy_refuses_labels_that_would_broadcast():
+    logits = np.eye(6)[:, :3]
+    y = np.array([0, 1, 2, 1, 0, 0])  # rows 3-5 of eye(6)[:, :3] are zero: arg-max 0
+    assert R.accuracy(logits, y) == pytest.approx(5 / 6)
+    with pytest.raises(ValueError, match="y must be 1-dimensional"):
+        R.accuracy(logits, y.reshape(-1, 1))
+    with pytest.raises(ValueError, match=r"y must be in \[0, 3\)"):
+        R.accuracy(logits, np.array([0, 1, 2, 0, 0, 5]))
+    with pytest.raises(ValueError, match="at least one row"):
+        R.normal_equations(np.zeros((0, 2)), np.zeros(0))

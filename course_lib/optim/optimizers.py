@@ -67,7 +67,6 @@ def _check_params(params) -> list[np.ndarray]:
     params = list(params)
     if not params:
         raise ValueError("params is an empty list: the optimizer has nothing to update")
-    seen: dict[int, int] = {}
     for i, p in enumerate(params):
         if not isinstance(p, np.ndarray):
             raise TypeError(
@@ -76,11 +75,11 @@ def _check_params(params) -> list[np.ndarray]:
             raise TypeError(f"params[{i}] must have dtype float32 or float64, got {p.dtype}")
         if not p.flags.writeable:
             raise ValueError(f"params[{i}] is read-only; the optimizer updates it in place")
-        if id(p) in seen:
-            raise ValueError(
-                f"params[{i}] is the same array as params[{seen[id(p)]}]; "
-                "it would be updated twice per step")
-        seen[id(p)] = i
+        for j, q in enumerate(params[:i]):  # the same array, or views that overlap in memory
+            if p is q or np.shares_memory(p, q):
+                raise ValueError(
+                    f"params[{i}] shares memory with params[{j}]; "
+                    "the shared entries would be updated twice per step")
     return params
 
 
