@@ -237,3 +237,33 @@ def test_optimizer_references_match_torch():
                 q.reference(ours, g, state[1], state[2], step, lr=0.01, beta1=0.8, beta2=0.99,
                             eps=1e-3, weight_decay=0.1, decoupled_weight_decay=True)
             np.testing.assert_allclose(ours, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_compare_treats_nonfinite_reference_values_strictly():
+    # a finite answer where the reference is NaN/inf is wrong; the same NaN/inf is right
+    from course_lib.grade.spec import compare
+    ref = np.array([1.0, np.nan, np.inf])
+    assert compare(ref, np.array([1.0, 0.0, -5.0]), rtol=1e-7, atol=0) is not None
+    assert compare(ref, np.array([1.0, np.nan, np.inf]), rtol=1e-7, atol=0) is None
+    assert compare(ref, np.array([1.0, np.nan, -np.inf]), rtol=1e-7, atol=0) is not None
+    assert compare(np.array([1.0, 2.0]), np.array([1.0, np.nan]), rtol=1e-7, atol=0) is not None
+    # mistake matching: one implementation's inf may be another's NaN
+    assert compare(ref, np.array([1.0, np.inf, np.nan]), rtol=1e-7, atol=0, nonfinite_equal=True) is None
+
+
+def test_decode_refuses_huge_lists_before_walking_them():
+    from course_lib.grade import _harness
+    with pytest.raises(ValueError, match="more than"):
+        _harness.decode({"list": [0] * (_harness.MAX_LIST + 1)})
+
+
+def test_untrusted_metadata_of_the_wrong_type_does_not_crash_the_grader(tmp_path):
+    import nbformat
+    from course_lib.grade.grader import grade_notebook
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata["course"] = {"chapter": ["01_gradient_descent"]}
+    nb.cells[0].metadata["nbgrader"] = {"grade_id": ["a"], "solution": True}
+    path = tmp_path / "weird.ipynb"
+    nbformat.write(nb, path)
+    report = grade_notebook(path)
+    assert report["score"] == 0

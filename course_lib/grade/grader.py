@@ -179,7 +179,7 @@ def identify_chapter(nb, path: Path, chapter: str | None) -> str:
     meta = nb.get("metadata", {}) if nb is not None else {}
     course = meta.get("course", {}) if isinstance(meta, dict) else {}
     found = course.get("chapter") if isinstance(course, dict) else None
-    if found in CHAPTER_MODULES:
+    if isinstance(found, str) and found in CHAPTER_MODULES:  # metadata is untrusted: any JSON
         return found
     for ch in CHAPTER_MODULES:  # "alice_01_gradient_descent.ipynb"
         if ch in path.stem:
@@ -198,6 +198,7 @@ def code_cells(nb, release: dict | None) -> list:
         source = "".join(source) if isinstance(source, list) else str(source)
         meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
         gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        gid = gid if isinstance(gid, str) else None  # untrusted metadata: a list is unhashable
         if release is not None and gid in release:
             cells.append((i, release[gid], True))
         elif release is None and isinstance(meta, dict) and meta.get("locked") and not meta.get("solution"):

@@ -225,12 +225,17 @@ def compare(ref, got, *, rtol: float, atol: float, nonfinite_equal: bool = False
     r = ref.astype(np.float64)
     g = got.astype(np.float64)
     fin_r, fin_g = np.isfinite(r), np.isfinite(g)
-    if nonfinite_equal:
-        if not np.array_equal(fin_r, fin_g):
+    if not np.array_equal(fin_r, fin_g):
+        if nonfinite_equal:
             return path, "is not finite where expected (or the other way round)"
-    elif not fin_g.all():
-        return path, "contains NaN or inf"
-    both = fin_r & fin_g
+        if not fin_g.all():
+            return path, "contains NaN or inf"
+        return path, "is finite where the expected value is NaN or inf"
+    if not nonfinite_equal and not fin_r.all():  # NaN/inf at the same places: the same NaN/inf
+        nr, ng = r[~fin_r], g[~fin_g]
+        if not np.array_equal(np.isnan(nr), np.isnan(ng)) or not np.array_equal(nr[~np.isnan(nr)], ng[~np.isnan(ng)]):
+            return path, "has NaN/inf that differ from the expected ones"
+    both = fin_r
     err = np.abs(g[both] - r[both])
     tol = atol + rtol * np.abs(r[both])
     if err.size and not np.all(err <= tol):
