@@ -178,3 +178,22 @@ def test_chapter_questions_through_the_sandbox(tmp_path, chapter):
     for (name, message) in CH23_MISTAKES[chapter]:
         assert scores(r)[name] < 2.0 and message in feedback(r, name), feedback(r, name)
     assert r["score"] == 2.0 * (n - len(wrong)) + sum(scores(r)[k] for k in wrong)
+
+
+def test_a_buffer_that_aliases_the_gradient_is_caught_through_the_sandbox(tmp_path):
+    # values cross the wire as copies, so the student's process reports what it returned aliases
+    from adversarial import submission
+    alias = '''
+def sgd_momentum_step(param, grad, momentum_buffer, *, lr, momentum, dampening):
+    if momentum_buffer is None:
+        momentum_buffer = grad
+    else:
+        momentum_buffer *= momentum
+        momentum_buffer += (1 - dampening) * grad
+    param -= lr * momentum_buffer
+    return momentum_buffer'''
+    r = grade_notebook(write(submission(chapter="03_optimizers", replace={"sgd_momentum_step": alias}),
+                             tmp_path / "alias.ipynb"), limits=LIMITS, seed=3)
+    assert scores(r)["sgd_momentum_step"] < 2.0
+    assert "gradient array itself" in feedback(r, "sgd_momentum_step"), feedback(r, "sgd_momentum_step")
+    assert scores(r)["adam_step"] == 2.0  # the other questions are unaffected

@@ -111,11 +111,25 @@ def _sgd_rebind(p, g, b, *, lr, momentum, dampening):
     return buf
 
 
+def _sgd_alias(p, g, b, *, lr, momentum, dampening):
+    if b is None:
+        b = g  # no copy: the buffer *is* the caller's gradient
+    else:
+        b *= momentum
+        b += (1 - dampening) * g
+    p -= lr * b
+    return b
+
+
 SGD_MOMENTUM = Question(
     id="03.sgd_momentum_step", func="sgd_momentum_step", reference=sgd_momentum_step,
     make_cases=sgd_cases, output_names=("momentum_buffer (returned)", "param (after the step)"),
-    inplace=("param",), may_modify=("momentum_buffer",), reference_modules=OPTIM_MODULES,
+    inplace=("param",), may_modify=("momentum_buffer",), no_alias=("grad",),
+    reference_modules=OPTIM_MODULES,
     mistakes=(
+        Mistake("alias", "your first buffer is the gradient array itself (buf = grad): the next step's "
+                "buf *= momentum would then overwrite the caller's gradient; start with buf = grad.copy()",
+                _sgd_alias),
         Mistake("zero_start", "your first buffer starts at zero (buf = (1 - dampening) * g): "
                 "PyTorch starts it as a copy of the gradient, buf = grad.copy()", _sgd_zero_start),
         Mistake("no_dampening", "you ignore dampening: buf = momentum * buf + (1 - dampening) * grad",

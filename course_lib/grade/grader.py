@@ -324,7 +324,10 @@ class Session:
             return Observation(error=f"returned a value the grader cannot read ({exc})")
         if type(after) is not list or len(after) != len(args):
             return Observation(error="the kernel sent malformed arguments back")
-        return observe(question, out, after, before)
+        aliases = reply.get("aliases", [])
+        if type(aliases) is not list or not all(type(i) is int for i in aliases[:len(args)]):
+            return Observation(error="the kernel sent a malformed aliasing report")
+        return observe(question, out, after, before, aliases[:len(args)])
 
     def stop(self):
         if self.kernel is not None:

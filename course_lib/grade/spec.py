@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._harness import Bad  # one placeholder class for the wire and the comparison
+from ._harness import Bad, aliased_indices  # shared by the wire and the comparison
 
 # Exact types accepted as numbers.  Exact (``type(x) in ...``), never ``isinstance``:
 # a subclass could override anything.
@@ -100,6 +100,10 @@ class Question:
     # arguments the function updates in place (optimizer state): their values after the
     # call are compared too, as outputs after the returned value
     inplace: tuple = ()
+    # arguments the returned value must not share memory with (returning ``grad`` itself as a
+    # new momentum buffer makes the next in-place update overwrite the caller's gradient);
+    # copies cross the wire, so the student's process reports the aliasing it sees
+    no_alias: tuple = ()
     # arguments it may modify or not, as it likes (not compared)
     may_modify: tuple = ()
     # keep part of the returned value only, e.g. ``out`` of ``(out, cache)``
@@ -253,6 +257,7 @@ class Observation:
     value: object = None          # canonical value (if it returned)
     error: str | None = None      # "NotImplementedError", "timeout", or "ValueError: ..."
     mutated: tuple = ()           # names of the arguments it modified in place
+    aliased: tuple = ()           # names of ``no_alias`` arguments the returned value shares memory with
     fatal: bool = False           # it timed out or ended the kernel: skip the question's other cases
 
     @property
@@ -329,8 +334,10 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def observe(question: Question, out, args_after, before) -> Observation:
-    """The :class:`Observation` of a call that returned ``out`` and left ``args_after``."""
+def observe(question: Question, out, args_after, before, aliased=()) -> Observation:
+    """The :class:`Observation` of a call that returned ``out`` and left ``args_after``.
+
+    ``aliased``: positions of the arguments that the returned value shares memory with."""
     value = canonical(out)
     if question.project is not None:
         value = question.project(value)
@@ -339,7 +346,8 @@ def observe(question: Question, out, args_after, before) -> Observation:
         value = (value,) + tuple(canonical(args_after[names.index(n)]) for n in question.inplace)
     mutated = tuple(n for n in mutated_args(before, args_after, names)
                     if n not in question.inplace and n not in question.may_modify)
-    return Observation(value=value, mutated=mutated)
+    aliased = tuple(names[i] for i in aliased if 0 <= i < len(names) and names[i] in question.no_alias)
+    return Observation(value=value, mutated=mutated, aliased=aliased)
 
 
 def run_local(fn, case: Case, question: Question, *, student: bool = False) -> Observation:
@@ -363,7 +371,7 @@ def run_local(fn, case: Case, question: Question, *, student: bool = False) -> O
     finally:
         for k, v in saved.items():
             env[k] = v
-    return observe(question, out, args, before)
+    return observe(question, out, args, before, aliased_indices(out, args))
 
 
 # ----------------------------------------------------------------------------------
@@ -399,6 +407,9 @@ def observe_problem(question: Question, ref: Observation, got: Observation) -> s
         return f"{question.describe(path)} {problem}"
     if question.pure and got.mutated:
         return f"modified its argument {', '.join(got.mutated)} in place"
+    if got.aliased:
+        return (f"returned the array {', '.join(got.aliased)} itself (no copy): a later in-place "
+                f"update of the result would overwrite the caller's {got.aliased[0]}")
     return None
 
 
@@ -408,7 +419,7 @@ def same_behaviour(question: Question, a: Observation, b: Observation) -> bool:
         # both raised the same kind of exception (x @ W fails on a non-square W)
         return (a.error is not None and b.error is not None and not a.not_implemented
                 and a.error.split(":")[0] == b.error.split(":")[0])
-    if set(a.mutated) != set(b.mutated):
+    if set(a.mutated) != set(b.mutated) or set(a.aliased) != set(b.aliased):
         return False
     return compare(a.value, b.value, rtol=question.rtol, atol=question.atol,
                    nonfinite_equal=True) is None
