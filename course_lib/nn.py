@@ -86,6 +86,14 @@ _DTYPES = (np.float32, np.float64)
 # The functional core: (out, cache) = *_forward(...), grads = *_backward(dout, cache)
 # ----------------------------------------------------------------------------------------
 
+def _check_dout(dout, shape):
+    """The upstream gradient of a backward pass: a float array of exactly the forward output's shape."""
+    dout = as_array("dout", dout, dtype_kind="f", finite=False)
+    if dout.shape != tuple(shape):
+        raise ValueError(f"dout must have shape {tuple(shape)} like the forward output, got {dout.shape}")
+    return dout
+
+
 def linear_forward(x, W, b):
     r"""Affine map, ``torch.nn.functional.linear``.
 
@@ -131,10 +139,7 @@ def linear_backward(dout, cache):
         dx: (n, in), dW: (out, in), db: (out,) (``None`` if the layer has no bias)
     """
     x, W, b = cache
-    dout = as_array("dout", dout, ndim=2, dtype_kind="f", finite=False)
-    if dout.shape != (x.shape[0], W.shape[0]):
-        raise ValueError(f"dout must have shape {(x.shape[0], W.shape[0])} like the forward "
-                         f"output, got {dout.shape}")
+    dout = _check_dout(dout, (x.shape[0], W.shape[0]))
     dx = dout @ W
     dW = dout.T @ x
     db = dout.sum(axis=0) if b is not None else None
@@ -161,9 +166,7 @@ def relu_backward(dout, cache):
     Returns: dx, like x.
     """
     x = cache
-    dout = as_array("dout", dout, dtype_kind="f", finite=False)
-    if dout.shape != x.shape:
-        raise ValueError(f"dout must have shape {x.shape} like the forward output, got {dout.shape}")
+    dout = _check_dout(dout, x.shape)
     return dout * (x > 0)
 
 
@@ -185,9 +188,7 @@ def tanh_backward(dout, cache):
     Returns: dx, like x.
     """
     out = cache
-    dout = as_array("dout", dout, dtype_kind="f", finite=False)
-    if dout.shape != out.shape:
-        raise ValueError(f"dout must have shape {out.shape} like the forward output, got {dout.shape}")
+    dout = _check_dout(dout, out.shape)
     return dout * (1 - out * out)
 
 
@@ -211,9 +212,7 @@ def sigmoid_backward(dout, cache):
     Returns: dx, like x.
     """
     out = cache
-    dout = as_array("dout", dout, dtype_kind="f", finite=False)
-    if dout.shape != out.shape:
-        raise ValueError(f"dout must have shape {out.shape} like the forward output, got {dout.shape}")
+    dout = _check_dout(dout, out.shape)
     return dout * out * (1 - out)
 
 
