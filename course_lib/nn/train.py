@@ -1,0 +1,116 @@
+"""Training a classifier: :func:`fit` (mini-batch SGD or any optimizer) and :func:`evaluate`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data import _rng, minibatches
+from ..losses import softmax_cross_entropy
+from ..utils import check_finite_loss
+from ..validation import as_array, check_positive
+
+__all__ = ["fit", "evaluate", "FitHistory"]
+
+
+@dataclass
+class FitHistory:
+    """What :func:`fit` records.
+
+    losses:     loss of every mini-batch, before its step
+    train_loss, train_acc, val_loss, val_acc: one value per epoch, after the epoch
+                (val_* only if validation data was given)
+    seconds:    cumulative wall time at the end of each epoch
+    """
+    losses: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+
+
+def _loss_fn(model):
+    if getattr(model, "backend", "numpy") == "numba":
+        from ..kernels.softmax_ce import softmax_cross_entropy_numba
+        return softmax_cross_entropy_numba
+    return softmax_cross_entropy
+
+
+def evaluate(model, X, y):
+    """``(mean softmax cross-entropy, accuracy)`` of ``model`` on ``(X, y)``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        logits = model.forward(X)
+    if not np.all(np.isfinite(logits)):
+        return float("nan"), float("nan")
+    loss, _ = softmax_cross_entropy(logits, y)
+    return loss, float(np.mean(np.argmax(logits, axis=1) == np.asarray(y)))
+
+
+def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
+        optimizer=None, X_val=None, y_val=None, callback=None) -> FitHistory:
+    """Train a classifier with mini-batch SGD on the softmax cross-entropy.
+
+    Each step: ``logits = model(Xb)``, ``loss, dlogits = softmax_cross_entropy(logits, yb)``,
+    ``model.backward(dlogits)``, then either plain SGD in place (``p -= lr * g`` for every
+    parameter, ``torch.optim.SGD(params, lr)``) or ``optimizer.step(model.grads)`` if an
+    optimizer is given (anything holding ``model.params`` with a ``step(grads)`` method).
+
+    Batches come from :func:`course_lib.data.minibatches` with one seeded Generator
+    (a new order every epoch, reproducibly).  A non-finite loss stops training with
+    :class:`course_lib.utils.TrainingDiverged` naming the step and the learning rate.
+    callback: called as ``callback(epoch, history)`` after each epoch.
+    """
+    if optimizer is None:
+        if lr is None:
+            raise ValueError("lr must be given when no optimizer is given")
+        check_positive("lr", lr)
+    elif not callable(getattr(optimizer, "step", None)):
+        raise TypeError(f"optimizer must have a step(grads) method, got {type(optimizer).__name__}")
+    check_positive("epochs", epochs, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
+    X = as_array("X", X, ndim=2, dtype_kind="fiu")
+    y = np.asarray(y)
+    if (X_val is None) != (y_val is None):
+        raise ValueError("X_val and y_val must be given together")
+    rng = _rng(seed)
+    loss_fn = _loss_fn(model)
+    params, grads = model.params, model.grads
+    hist = FitHistory()
+    t0 = time.perf_counter()
+    step = 0
+
+    def current_lr():  # read at report time: a scheduler may have changed optimizer.lr
+        return lr if optimizer is None else getattr(optimizer, "lr", None)
+
+    for epoch in range(epochs):
+        for Xb, yb in minibatches(X, y, batch_size, shuffle=True, seed=rng):
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+                logits = model.forward(Xb)
+                if np.all(np.isfinite(logits)):
+                    loss, dlogits = loss_fn(logits, yb)
+                else:
+                    loss = float("nan")
+                check_finite_loss(loss, step=step, lr=current_lr(), epoch=epoch)
+                hist.losses.append(loss)
+                model.backward(dlogits)
+                if optimizer is None:
+                    for p, g in zip(params, grads):
+                        p -= lr * g          # in place: the same arrays stay in model.params
+                else:
+                    optimizer.step(grads)
+            step += 1
+        tl, ta = evaluate(model, X, y)
+        check_finite_loss(tl, step=step, lr=current_lr(), epoch=epoch)
+        hist.train_loss.append(tl)
+        hist.train_acc.append(ta)
+        if X_val is not None:
+            vl, va = evaluate(model, X_val, y_val)
+            hist.val_loss.append(vl)
+            hist.val_acc.append(va)
+        hist.seconds.append(time.perf_counter() - t0)
+        if callback is not None:
+            callback(epoch, hist)
+    return hist
