@@ -39,13 +39,14 @@ __all__ = ["topk", "qsgd", "topk_bytes", "qsgd_bytes", "dense_bytes", "ErrorFeed
 def topk(g, k: int) -> np.ndarray:
     """Keep the ``k`` entries of largest magnitude of the 1-D ``g``, zero the rest (a new array).
 
-    Ties are broken by position (``np.argpartition`` on ``-|g|`` with a stable order).
+    ``np.argpartition``: linear time; among equal magnitudes at the cut, which ones are kept is
+    unspecified (as in ``torch.topk``).
     """
     g = as_array("g", g, ndim=1)
     check_positive("k", k, integer=True)
     if k > g.size:
         raise ValueError(f"k must be <= g.size = {g.size}, got {k}")
-    keep = np.argsort(-np.abs(g), kind="stable")[:k]
+    keep = np.argpartition(-np.abs(g), k - 1)[:k]
     out = np.zeros_like(g)
     out[keep] = g[keep]
     return out
