@@ -123,10 +123,15 @@ def kd_loss(student_logits, teacher_logits, T):
     reduction="batchmean") * T**2`` (the teacher's logits carry no gradient).
     """
     s, t = _check_pair(student_logits, teacher_logits)
-    T = _check_T(T)
+    return _kd(s, t, _check_T(T))
+
+
+def _kd(s, t, T):
+    """:func:`kd_loss` on checked arguments (the training loop's hot path)."""
     n = s.shape[0]
-    log_q = log_softmax(s, T)
-    log_p = log_softmax(t, T)
+    Tc = s.dtype.type(T)
+    log_q = _log_softmax(s / Tc, axis=1)
+    log_p = _log_softmax(t / Tc, axis=1)
     p = np.exp(log_p)
     loss = (T * T) * float(np.sum(p * (log_p - log_q), dtype=np.float64)) / n
     dstudent = (np.exp(log_q) - p) * s.dtype.type(T / n)
@@ -165,10 +170,17 @@ def distillation_loss(student_logits, teacher_logits, y, T, alpha):
         if y.shape[0] != s.shape[0]:
             raise ValueError(f"y must have {s.shape[0]} labels (one per row of student_logits), "
                              f"got {y.shape[0]}")
-    kd, dkd = kd_loss(s, t, T)
+    return _distillation(s, t, y, T, alpha)
+
+
+def _distillation(s, t, y, T, alpha):
+    """:func:`distillation_loss` on checked arguments (the training loop's hot path)."""
+    kd, dkd = _kd(s, t, T)
     if alpha == 1.0:
         return kd, dkd
     ce, dce = softmax_cross_entropy(s, y)
+    if alpha == 0.0:
+        return ce, dce
     a = s.dtype.type(alpha)
     return alpha * kd + (1 - alpha) * ce, a * dkd + (1 - a) * dce
 
@@ -192,18 +204,19 @@ def compute_teacher_logits(teacher, X, *, batch_size: int = 1024) -> np.ndarray:
     return as_array("teacher logits", out, ndim=2, dtype_kind="f")
 
 
-def make_distillation_loss(teacher_logits, y=None, *, T=4.0, alpha=0.9, teacher=None, X=None):
+def make_distillation_loss(teacher_logits, *, T=4.0, alpha=0.9, teacher=None, X=None):
     """The ``loss_fn`` hook of :func:`course_lib.nn.fit` for distillation.
 
     Returns ``loss_fn(logits, yb, idx) -> (loss, dlogits)`` computing
-    :func:`distillation_loss` ``(logits, teacher_logits[idx], y[idx], T, alpha)``.
+    :func:`distillation_loss` ``(logits, teacher_logits[idx], yb, T, alpha)`` (fit passes
+    ``yb = y[idx]``; ``yb`` may be ``None`` when ``alpha == 1``).
 
     teacher_logits: (n, C) cached teacher logits for the rows of the transfer set, or ``None``
     together with ``teacher`` and ``X``: then the teacher runs on ``X[idx]`` at every step (no
-    cache; what distillation costs without one).  y: (n,) labels or ``None`` (alpha = 1).
+    cache; what distillation costs without one).
     """
     check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
-    _check_T(T)
+    T, alpha = _check_T(T), float(alpha)
     if teacher_logits is None:
         if teacher is None or X is None:
             raise ValueError("teacher and X must be given when teacher_logits is None")
@@ -215,11 +228,16 @@ def make_distillation_loss(teacher_logits, y=None, *, T=4.0, alpha=0.9, teacher=
 
         def lookup(idx):
             return cached[idx]
-    labels = None if y is None else np.asarray(y)
 
     def loss_fn(logits, yb, idx):
-        return distillation_loss(logits, lookup(idx), None if labels is None else labels[idx],
-                                 T, alpha)
+        # fit has checked the logits (finite, 2-D) and gives yb = y[idx]; the cache was checked once
+        t = lookup(idx)
+        if t.shape != logits.shape:
+            raise ValueError(f"teacher_logits must have shape {logits.shape} like the student's "
+                             f"logits for this batch, got {t.shape}")
+        if yb is None and alpha < 1:
+            raise ValueError(f"y must be given when alpha < 1, got y=None (alpha={alpha:g})")
+        return _distillation(logits, t.astype(logits.dtype, copy=False), yb, T, alpha)
     return loss_fn
 
 
@@ -263,6 +281,10 @@ def distill(student, X, y=None, *, teacher=None, teacher_logits=None, T=4.0, alp
                              f"got shape {teacher_logits.shape}")
     elif cache:
         teacher_logits = compute_teacher_logits(teacher, X)
-    loss_fn = make_distillation_loss(teacher_logits, y, T=T, alpha=alpha, teacher=teacher, X=X)
+    check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
+    if y is None and alpha < 1:
+        raise ValueError(f"y must be given when alpha < 1 (the hard-label term has weight "
+                         f"1 - alpha = {1 - alpha:g}), got y=None")
+    loss_fn = make_distillation_loss(teacher_logits, T=T, alpha=alpha, teacher=teacher, X=X)
     return fit(student, X, y, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
                optimizer=optimizer, X_val=X_val, y_val=y_val, callback=callback, loss_fn=loss_fn)
