@@ -126,12 +126,14 @@ def kd_loss(student_logits, teacher_logits, T):
     return _kd(s, t, _check_T(T))
 
 
-def _kd(s, t, T):
-    """:func:`kd_loss` on checked arguments (the training loop's hot path)."""
+def _kd(s, t, T, log_p=None):
+    """:func:`kd_loss` on checked arguments (the training loop's hot path); ``log_p``: the
+    teacher's ``log_softmax(t / T)`` if already known (cached once per transfer set)."""
     n = s.shape[0]
     Tc = s.dtype.type(T)
     log_q = _log_softmax(s / Tc, axis=1)
-    log_p = _log_softmax(t / Tc, axis=1)
+    if log_p is None:
+        log_p = _log_softmax(t / Tc, axis=1)
     p = np.exp(log_p)
     loss = (T * T) * float(np.sum(p * (log_p - log_q), dtype=np.float64)) / n
     dstudent = (np.exp(log_q) - p) * s.dtype.type(T / n)
@@ -173,9 +175,9 @@ def distillation_loss(student_logits, teacher_logits, y, T, alpha):
     return _distillation(s, t, y, T, alpha)
 
 
-def _distillation(s, t, y, T, alpha):
+def _distillation(s, t, y, T, alpha, log_p=None):
     """:func:`distillation_loss` on checked arguments (the training loop's hot path)."""
-    kd, dkd = _kd(s, t, T)
+    kd, dkd = _kd(s, t, T, log_p)
     if alpha == 1.0:
         return kd, dkd
     ce, dce = softmax_cross_entropy(s, y)
@@ -222,22 +224,26 @@ def make_distillation_loss(teacher_logits, *, T=4.0, alpha=0.9, teacher=None, X=
             raise ValueError("teacher and X must be given when teacher_logits is None")
 
         def lookup(idx):
-            return teacher.forward(X[idx])
+            return teacher.forward(X[idx]), None
     else:
         cached = _check_logits("teacher_logits", teacher_logits)
+        # the soft targets depend on the teacher and T only: soften them once, not every epoch
+        cached_log_p = _log_softmax(cached / cached.dtype.type(T), axis=1)
 
         def lookup(idx):
-            return cached[idx]
+            return cached[idx], cached_log_p[idx]
 
     def loss_fn(logits, yb, idx):
         # fit has checked the logits (finite, 2-D) and gives yb = y[idx]; the cache was checked once
-        t = lookup(idx)
+        t, log_p = lookup(idx)
         if t.shape != logits.shape:
             raise ValueError(f"teacher_logits must have shape {logits.shape} like the student's "
                              f"logits for this batch, got {t.shape}")
         if yb is None and alpha < 1:
             raise ValueError(f"y must be given when alpha < 1, got y=None (alpha={alpha:g})")
-        return _distillation(logits, t.astype(logits.dtype, copy=False), yb, T, alpha)
+        if log_p is not None:
+            log_p = log_p.astype(logits.dtype, copy=False)
+        return _distillation(logits, t.astype(logits.dtype, copy=False), yb, T, alpha, log_p)
     return loss_fn
 
 
