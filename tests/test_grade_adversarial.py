@@ -39,7 +39,7 @@ def test_honest_submission_scores_full(tmp_path):
     r = grade(tmp_path, submission())
     expect(r)
     assert r["score"] == r["max_score"] == 4 * FULL
-    assert r["sandbox"]["landlock_abi"] >= 1, "the file-system sandbox must be active"
+    assert r["sandboxed"] is True and r["sandbox"]["mode"] == "bubblewrap", r["sandbox"]
 
 
 # ---------------------------------------------------------------- time
@@ -215,7 +215,8 @@ def mse_gradient(X, y, w, b):
 ''' % paths
     r = grade(tmp_path, submission(replace={"mse_gradient": steal}))
     expect(r, mse_gradient=0.0)
-    assert "PermissionError" in feedback(r, "mse_gradient")
+    # inside bubblewrap the files do not exist; under Landlock they are unreadable
+    assert any(s in feedback(r, "mse_gradient") for s in ("nothing found", "PermissionError"))
 
 
 def test_importing_the_reference_scores_zero_and_says_why(tmp_path):
@@ -319,12 +320,12 @@ def test_a_broken_notebook_gets_a_report(tmp_path):
     path = tmp_path / "broken_01_gradient_descent.ipynb"
     path.write_text("{ this is not json")
     r = grade_notebook(path, limits=LIMITS)
-    assert r["chapter"] == "01_gradient_descent" and r["score"] == 0
-    assert "could not read the notebook" in r["notes"][0]
+    assert r["chapter"] == "01_gradient_descent" and r["score"] == 0 and r["max_score"] == 4 * FULL
+    assert r["status"] == "error" and "could not read the notebook" in r["error"]
     unknown = tmp_path / "mystery.ipynb"
     write(submission(metadata=False), unknown)
     r = grade_notebook(unknown, limits=LIMITS)
-    assert r["chapter"] is None and r["score"] == 0 and "cannot tell the chapter" in r["notes"][0]
+    assert r["chapter"] is None and r["status"] == "error" and "cannot tell the chapter" in r["error"]
 
 
 def test_garbage_and_absurdly_nested_messages_on_the_channel(tmp_path):
@@ -357,4 +358,4 @@ def test_the_total_time_limit_stops_a_slow_notebook(tmp_path):
     r = grade(tmp_path, submission(after=[nap, nap, nap]), limits=limits)
     expect(r)  # the functions came first: still graded
     notes = " ".join(r["notes"])
-    assert "was stopped" in notes and "was not run: the notebook used up its total time limit" in notes
+    assert "was stopped" in notes and "were not run: the notebook used up its total time limit" in notes

@@ -41,11 +41,17 @@ def test_single_submission_report_and_json(tmp_path):
     assert report["seed"] == 3
 
 
-def test_exit_status_is_zero_for_a_zero_score_and_for_a_broken_notebook(tmp_path):
+def test_exit_status_is_zero_for_a_zero_score_and_one_for_a_broken_notebook(tmp_path):
+    stub = "def {}(*args, **kwargs):\n    raise NotImplementedError()"
+    zero = write(submission(replace={f: stub.format(f) for f in ("mse_gradient", "gd_step", "sgd_epoch",
+                                                                "softmax_cross_entropy")}),
+                 tmp_path / "zero.ipynb")
+    proc = run(zero, *FAST)
+    assert proc.returncode == 0 and "0 / 8 points" in proc.stdout, proc.stdout + proc.stderr
     bad = tmp_path / "bob_01_gradient_descent.ipynb"
     bad.write_text("not a notebook")
     proc = run(bad, *FAST)
-    assert proc.returncode == 0 and "could not read the notebook" in proc.stdout
+    assert proc.returncode == 1 and "NOT GRADED" in proc.stdout and "could not read the notebook" in proc.stdout
 
 
 @pytest.mark.parametrize("args,message", [
@@ -53,6 +59,7 @@ def test_exit_status_is_zero_for_a_zero_score_and_for_a_broken_notebook(tmp_path
     (["missing.ipynb"], "is not a file"),
     (["x.ipynb", "--timeout", "0"], "positive"),
     (["--batch", "."], "--batch needs --csv"),
+    (["--batch", ".", "--csv", "g.csv"], "--batch needs --chapter"),
     (["x.ipynb", "--csv", "g.csv"], "go with --batch"),
 ])
 def test_usage_errors_exit_2(tmp_path, args, message):
@@ -80,26 +87,31 @@ def test_batch_grades_a_class_resumes_and_survives_broken_submissions(tmp_path):
     grades, jdir = tmp_path / "grades.csv", tmp_path / "reports"
     proc = run("--batch", subs, "--csv", grades, "--json-dir", jdir, "--chapter",
                "01_gradient_descent", *FAST)
-    assert proc.returncode == 0, proc.stderr
-    assert "4 graded, 0 already graded, 0 grader errors, of 4" in proc.stdout
+    assert proc.returncode == 1, proc.stderr  # dave's file could not be read: a grader error
+    assert "3 graded, 0 already graded, 1 grader errors, of 4" in proc.stdout
     rows = {r["student"]: r for r in csv.DictReader(open(grades))}
     assert set(rows) == {"alice", "bob", "carol", "dave"}
     assert float(rows["alice"]["score"]) == 8 and float(rows["bob"]["score"]) == 6
     assert float(rows["bob"]["01.mse_gradient"]) == 0 and float(rows["bob"]["01.gd_step"]) == 2
     assert float(rows["carol"]["01.gd_step"]) == 0 and float(rows["carol"]["01.mse_gradient"]) == 2
-    assert float(rows["dave"]["score"]) == 0 and rows["dave"]["status"] == "graded"
+    assert rows["dave"]["status"].startswith("error: could not read the notebook")
+    assert float(rows["dave"]["max_score"]) == 8  # the assignment's, even unread
+    assert len({r["seed"] for r in rows.values()}) == 1  # one seed for the whole class
     assert sorted(p.name for p in jdir.iterdir()) == [f"{s}.json" for s in
                                                       ("alice", "bob", "carol", "dave")]
     assert not list(tmp_path.glob(".grades.csv.*")), "temporary files left behind"
 
-    # a second run resumes: nothing is graded again ...
-    proc = run("--batch", subs, "--csv", grades, *FAST)
-    assert "0 graded, 4 already graded" in proc.stdout, proc.stdout + proc.stderr
+    # a second run resumes: nothing is graded again but the error, retried ...
+    ch = ["--chapter", "01_gradient_descent"]
+    proc = run("--batch", subs, "--csv", grades, *ch, *FAST)
+    assert "0 graded, 3 already graded, 1 grader errors" in proc.stdout, proc.stdout + proc.stderr
     # ... unless a submission changed
     write(submission(), subs / "bob.ipynb")
-    proc = run("--batch", subs, "--csv", grades, *FAST)
-    assert "1 graded, 3 already graded" in proc.stdout
+    write(submission(), subs / "dave.ipynb")
+    proc = run("--batch", subs, "--csv", grades, *ch, *FAST)
+    assert "2 graded, 2 already graded, 0 grader errors" in proc.stdout and proc.returncode == 0
     assert float(read_csv(grades)["bob"]["score"]) == 8
+    assert read_csv(grades)["dave"]["status"] == "graded"
 
 
 def test_batch_records_grader_errors_and_retries_them(tmp_path):
@@ -118,10 +130,10 @@ def test_batch_records_grader_errors_and_retries_them(tmp_path):
 
     grades = tmp_path / "g.csv"
     counts = grade_batch(subs, grades, grade=flaky, log=open("/dev/null", "w"))
-    assert counts == {"graded": 2, "skipped": 0, "errors": 1, "total": 3}
+    assert counts == {"graded": 2, "skipped": 0, "errors": 1, "total": 3, "unsandboxed": 0}
     assert read_csv(grades)["b"]["status"].startswith("error: RuntimeError")
     counts = grade_batch(subs, grades, grade=flaky, log=open("/dev/null", "w"))
-    assert counts == {"graded": 1, "skipped": 2, "errors": 0, "total": 3}
+    assert counts == {"graded": 1, "skipped": 2, "errors": 0, "total": 3, "unsandboxed": 0}
     assert calls == ["a", "b", "c", "b"]
 
 
@@ -131,4 +143,4 @@ def test_csv_has_one_column_per_question():
     assert header[:6] == ["student", "file", "sha256", "chapter", "score", "max_score"]
     assert header[6:10] == ["01.mse_gradient", "01.gd_step", "01.sgd_epoch",
                             "01.softmax_cross_entropy"]
-    assert header[-2:] == ["status", "seed"]
+    assert header[-3:] == ["status", "seed", "flags"]
