@@ -253,14 +253,21 @@ def adam_cases(rng):
         case("L2 weight decay (Adam)", (4,), 2, wd=float(rng.uniform(0.05, 0.5))),
         case("decoupled weight decay (AdamW)", (2, 3), 2, wd=float(rng.uniform(0.05, 0.5)),
              decoupled=True),
+        # fixed: a large lr * weight_decay separates "decay after the step" on every seed
+        Case("AdamW with a large lr and weight decay", (
+            rng.standard_normal(4), rng.standard_normal(4), rng.standard_normal(4) * 0.1,
+            rng.uniform(0.1, 1.0, 4), 3), dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+                                               weight_decay=0.5, decoupled_weight_decay=True)),
     ]
 
 
 def _adam(param, grad, m, v, step, lr, beta1, beta2, eps, wd, decoupled, *, bias=True,
           eps_inside=False, step_shift=0, l2_always=False, decay_no_lr=False, m_no_scale=False,
-          rebind=False):
+          rebind=False, decay_after=False):
     if wd:
-        if decoupled and not l2_always:
+        if decoupled and decay_after:
+            pass  # applied after the step, below
+        elif decoupled and not l2_always:
             param *= 1 - (1.0 if decay_no_lr else lr) * wd
         else:
             grad = grad + wd * param
@@ -275,6 +282,8 @@ def _adam(param, grad, m, v, step, lr, beta1, beta2, eps, wd, decoupled, *, bias
     v_hat = v / (1 - beta2 ** t) if bias else v
     denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
     param -= lr * m_hat / denom
+    if wd and decoupled and decay_after:
+        param *= 1 - lr * wd
 
 
 def _adam_mistake(**flags):
@@ -303,6 +312,9 @@ ADAM = Question(
                 "param *= 1 - lr * weight_decay", _adam_mistake(l2_always=True)),
         Mistake("decay_without_lr", "your decoupled weight decay forgets lr: "
                 "param *= 1 - lr * weight_decay", _adam_mistake(decay_no_lr=True)),
+        Mistake("decay_after_step", "you apply AdamW's weight decay after the Adam step: PyTorch "
+                "shrinks param *= 1 - lr * weight_decay first, then steps with the decayed param",
+                _adam_mistake(decay_after=True)),
         Mistake("m_not_averaged", "your first moment is m = beta1 * m + grad: it is an average, "
                 "m = beta1 * m + (1 - beta1) * grad", _adam_mistake(m_no_scale=True)),
         Mistake("rebind", "exp_avg = ... makes new arrays: the optimizer's state never changes; "

@@ -30,6 +30,7 @@ from . import sandbox as sb
 from .imports import (GRADE_PACKAGE, PACKAGE_DIR, answered_by, closure,  # noqa: F401 (re-exported)
                       direct_imports, forbidden_for, module_graph)
 from .registry import CHAPTER_MODULES, chapter_questions
+from .release import without_note
 from .spec import (Observation, QuestionResult, case_callbacks, grade_question, materialize, observe,
                    snapshot)
 
@@ -173,7 +174,7 @@ def code_cells(nb, release: dict | None, notes: list | None = None) -> list:
         gid = gid if isinstance(gid, str) else None  # untrusted metadata: a list is unhashable
         if release is not None and gid in release:
             cells.append((i, release[gid], True))
-            if source.strip() != release[gid].strip():
+            if without_note(source).strip() != without_note(release[gid]).strip():
                 extra = [s for s in _top_imports(source) if s not in _top_imports(release[gid])]
                 if extra:
                     cells.append((i, "\n".join(extra), False))
