@@ -110,7 +110,9 @@ def report_row(student: str, path: Path, digest: str, report: dict) -> dict:
 
 
 def student_file(path: Path) -> str:
-    return os.fsencode(path.name).decode("utf-8", "backslashreplace")
+    """The file name as printable text (bytes that are not UTF-8 as ``\\xNN``)."""
+    name = os.fsencode(path.name).decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else "?" for ch in name)
 
 
 def assignment_seed(rows: dict, chapter: str | None) -> int | None:
