@@ -51,9 +51,17 @@ class Token:
         self.kind, self.value = kind, value
 
 
+def _numpy():
+    import numpy
+    return numpy
+
+
+_NP = None   # frozen numpy namespace in the student's process (see freeze_helpers)
+
+
 def encode(x, depth=0):
     """Plain-data JSON form of ``x``; unknown objects become ``{"bad": description}``."""
-    import numpy as np
+    np = _NP or _numpy()
     t = type(x)
     if x is None or t is bool or t is str:
         return x if t is not str else {"str": x[:10000]}
@@ -82,7 +90,7 @@ def aliased_indices(out, args, depth: int = 0) -> list:
 
     Walks only exact lists, tuples and ndarrays (nothing a hostile object could hook).
     Runs in the student's process (the grader only ever sees copies) and in the grader's."""
-    import numpy as np
+    np = _NP or _numpy()
     found = set()
     if depth > MAX_DEPTH:
         return []
@@ -100,7 +108,7 @@ def decode(obj, tokens=None, depth=0):
     ``tokens(kind, value)`` turns ``rng``/``callback`` tags into objects (child side);
     the grader's side passes ``None`` and so never accepts them.
     """
-    import numpy as np
+    np = _NP or _numpy()
     if depth > MAX_DEPTH + 1:
         raise ValueError("value nested too deeply")
     if obj is None or type(obj) in (bool, int):
@@ -393,7 +401,9 @@ def main():
             return np.random.default_rng(int(value))
         return _callback_proxy(str(value))
 
-    _send, _recv, _encode, _decode, _aliased = send, recv, encode, decode, aliased_indices
+    h = freeze_helpers()
+    _send, _recv, _encode, _decode, _aliased = (h["send"], h["recv"], h["encode"], h["decode"],
+                                                h["aliased_indices"])
     _errors = {n: getattr(builtins, n) for n in ("TypeError", "ValueError", "IndexError",
                                                  "KeyError", "ZeroDivisionError")}
 
@@ -462,6 +472,37 @@ def main():
             _send(wfd, reply)
         elif op == "quit":
             return
+
+
+def freeze_helpers():
+    """Copies of the wire and aliasing helpers that later patches cannot reach.
+
+    Student code runs in this process and could patch ``__main__.encode``, numpy's
+    ``shares_memory``, ``base64``, ``json`` or ``os.write`` to report "no argument
+    modified" or "no aliasing".  The copies made here, before any student code, look all
+    of these up in a private snapshot of this module's globals, in which numpy, base64,
+    json, os and struct are replaced by namespaces holding the original functions.  Code
+    that digs into this frame or these closures (``sys._getframe``, ``gc``, ``ctypes``)
+    can still forge those two reports (never the returned values): see the instructor guide.
+    """
+    import base64 as b64
+    import types
+
+    import numpy
+    frozen = dict(globals())
+    frozen["_NP"] = types.SimpleNamespace(
+        ndarray=numpy.ndarray, generic=numpy.generic, asarray=numpy.asarray, dtype=numpy.dtype,
+        ascontiguousarray=numpy.ascontiguousarray, frombuffer=numpy.frombuffer,
+        shares_memory=numpy.shares_memory)
+    frozen["base64"] = types.SimpleNamespace(b64encode=b64.b64encode, b64decode=b64.b64decode)
+    frozen["json"] = types.SimpleNamespace(dumps=json.dumps, loads=json.loads)
+    frozen["os"] = types.SimpleNamespace(write=os.write, read=os.read)
+    frozen["struct"] = types.SimpleNamespace(pack=struct.pack, unpack=struct.unpack)
+    out = {}
+    for name in ("encode", "decode", "aliased_indices", "send", "recv", "_read_exact"):
+        f = globals()[name]
+        out[name] = frozen[name] = types.FunctionType(f.__code__, frozen, name, f.__defaults__)
+    return out
 
 
 def _copy_template(template, work):
