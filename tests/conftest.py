@@ -22,7 +22,7 @@ def rng():
 import os  # noqa: E402
 import uuid  # noqa: E402
 
-os.environ.setdefault("COURSE_GRADE_RUN", f"pytest-{uuid.uuid4().hex[:12]}")
+os.environ.setdefault("COURSE_GRADE_RUN", f"run-{uuid.uuid4().hex[:12]}")
 
 
 def leftover_kernels(run_id: str) -> list:
