@@ -30,3 +30,9 @@ from .formats import (FLOAT_FORMATS, QDTYPES, QSCHEMES, pack_bits, packed_nbytes
                       to_float16, unpack_bits)
 from .observers import (FLOAT32_EPS, MinMaxObserver, MovingAverageMinMaxObserver, PerChannelMinMaxObserver,
                         choose_qparams, percentile_range)
+from .binary import binarize, binarize_backward, binarize_forward, xnor_scale
+from .kmeans import codebook_gradient, kmeans_codebook, kmeans_quantize
+from .qlinear import (DynamicQuantizedLinear, QuantizedSequential, choose_qparams_dynamic,
+                      dynamic_quantized_linear, quantize_dynamic, quantize_weight_per_channel, quantized_linear)
+from .qat import IntegerMLP, QuantMLP
+from ..kernels.int8 import has_vnni, int8_matmul, int8_matmul_numpy
