@@ -49,7 +49,8 @@ class QuantMLP:
     """An MLP whose Linear layers see quantized weights (and optionally activations).
 
     net: a trained or fresh ``nn.MLP`` with ReLU (its weights are copied).  weights: one of
-    ``WEIGHT_MODES``; w_bits: 2..8 (``weights="int"``); a_bits: 2..8 or None (float activations).
+    ``WEIGHT_MODES``; w_bits: 2..8, or a list with one per Linear layer (``weights="int"``);
+    a_bits: 2..8 or None (float activations).
     averaging_constant: of the activation observers while ``observing`` (training) is on.
     """
 
@@ -59,9 +60,15 @@ class QuantMLP:
             raise ValueError(f"weights must be one of {WEIGHT_MODES}, got {weights!r}")
         if getattr(net, "activation", "relu") != "relu":
             raise ValueError(f"net must use ReLU activations, got {net.activation!r}")
-        self.weights, self.w_bits = weights, _check_bits("w_bits", w_bits, False)
-        self.a_bits = _check_bits("a_bits", a_bits, True)
         lins = [layer for layer in net.layers if isinstance(layer, nn.Linear)]
+        if isinstance(w_bits, (list, tuple)):
+            if len(w_bits) != len(lins):
+                raise ValueError(f"w_bits must be one integer or one per Linear layer ({len(lins)}), got {w_bits!r}")
+            self.layer_bits = [_check_bits(f"w_bits[{i}]", b, False) for i, b in enumerate(w_bits)]
+        else:
+            self.layer_bits = [_check_bits("w_bits", w_bits, False)] * len(lins)
+        self.weights, self.w_bits = weights, w_bits
+        self.a_bits = _check_bits("a_bits", a_bits, True)
         self.W = [l.weight.astype(np.float32, copy=True) for l in lins]
         self.b = [l.bias.astype(np.float32, copy=True) for l in lins]
         self.gW = [np.zeros_like(w) for w in self.W]
@@ -84,8 +91,9 @@ class QuantMLP:
             return W, None
         if self.weights in ("binary", "xnor"):
             return binarize_forward(W, "row" if self.weights == "xnor" else None)
-        lo, hi = -(2 ** (self.w_bits - 1)), 2 ** (self.w_bits - 1) - 1
-        kw = {} if self.w_bits == 8 else dict(quant_min=lo, quant_max=hi)
+        bits = self.layer_bits[l]
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        kw = {} if bits == 8 else dict(quant_min=lo, quant_max=hi)
         scales, zps = choose_qparams(W.min(axis=1), W.max(axis=1), "qint8", "per_channel_symmetric", **kw)
         return fake_quant_per_channel_forward(W, scales, zps, 0, lo, hi)
 
@@ -168,7 +176,7 @@ class QuantMLP:
     def to_integer(self, *, backend: str = "numba"):
         """An :class:`IntegerMLP` running uint8 codes (needs ``weights="int"``, ``w_bits=8``,
         ``a_bits=8`` and :meth:`calibrate`)."""
-        if not (self.weights == "int" and self.w_bits == 8 and self.a_bits == 8 and self.act_qparams):
+        if not (self.weights == "int" and set(self.layer_bits) == {8} and self.a_bits == 8 and self.act_qparams):
             raise ValueError("to_integer needs weights='int', w_bits=8, a_bits=8 and a calibrate() call")
         layers = [quantize_weight_per_channel(W, 8)[:2] + (b,) for W, b in zip(self.W, self.b)]
         s, z = choose_qparams(*self.out_range, "quint8")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
-from ..kernels.int8 import int8_matmul, int8_matmul_numpy
+from ..kernels.int8 import has_vnni, int8_matmul, int8_matmul_numpy, pack_int8_weights
 from ..validation import as_array
 from .affine import check_scale, quantize_per_tensor
 from .observers import choose_qparams
@@ -98,16 +98,17 @@ def choose_qparams_dynamic(x_min: float, x_max: float, *, reduce_range: bool = T
     return np.float32(scale), int(zp)
 
 
-def _int_gemm(xq, wq, backend):
-    # xq (n, in) uint8/int8, wq (out, in) int8 -> (n, out) int32
+def _int_gemm(xq, wq, backend, packed=None):
+    # xq (n, in) uint8/int8, wq (out, in) int8 -> (n, out) int32; packed: wq.T prepacked for VNNI
     if backend == "numba":
-        return int8_matmul(xq, np.ascontiguousarray(wq.T))
+        return int8_matmul(xq, packed if packed is not None else np.ascontiguousarray(wq.T))
     if backend == "numpy":
         return int8_matmul_numpy(xq, wq.T)
     raise ValueError(f"backend must be 'numba' or 'numpy', got {backend!r}")
 
 
-def dynamic_quantized_linear(x, w_q, w_scales, bias=None, *, reduce_range: bool = True, backend: str = "numba"):
+def dynamic_quantized_linear(x, w_q, w_scales, bias=None, *, reduce_range: bool = True, backend: str = "numba",
+                             packed=None):
     """``x @ W.T + b`` with int8 weights and activations quantized on the fly (int32 accumulation).
 
     x: (n, in) float; w_q: (out, in) int8 symmetric codes; w_scales: (out,) float32 (per channel)
@@ -115,6 +116,8 @@ def dynamic_quantized_linear(x, w_q, w_scales, bias=None, *, reduce_range: bool 
     Steps: ``(s_x, z_x) = choose_qparams_dynamic(min x, max x)``; ``q_x = quantize_per_tensor(x)``
     (uint8); ``acc = q_x @ w_q.T - z_x * colsum(w_q)`` (int32, exact);
     ``y = fma(acc, float32(s_x * s_w), b)`` rounded once to float32.
+    packed: optional ``pack_int8_weights(w_q.T)`` (reused across calls by
+    :class:`DynamicQuantizedLinear`, as fbgemm prepacks its weights).
     PyTorch: ``torch.ops.quantized.linear_dynamic`` (fbgemm), the same float32 numbers on x86
     (the tests check bit equality on the digits MLP; a CPU without FMA would round twice).
     """
@@ -131,7 +134,7 @@ def dynamic_quantized_linear(x, w_q, w_scales, bias=None, *, reduce_range: bool 
     else:
         s_x, z_x = np.float32(1.0), 0
     x_q = quantize_per_tensor(x, s_x, z_x, "quint8")
-    acc = _int_gemm(x_q, w_q, backend)
+    acc = _int_gemm(x_q, w_q, backend, packed)
     acc -= np.int32(z_x) * w_q.astype(np.int32).sum(axis=1)
     mult = (s_x * w_scales).astype(np.float32)
     b = np.zeros(out_f, np.float32) if bias is None else as_array("bias", bias, ndim=1, dtype_kind="f").astype(np.float32)
@@ -189,6 +192,8 @@ class DynamicQuantizedLinear(nn.Module):
         self.bias = None if bias is None else np.asarray(bias, dtype=np.float32)
         self.in_features, self.out_features = w_q.shape[1], w_q.shape[0]
         self.reduce_range, self.backend = reduce_range, backend
+        self._packed = (pack_int8_weights(np.ascontiguousarray(w_q.T)) if backend == "numba" and has_vnni()
+                        else None)
 
     @classmethod
     def from_float(cls, linear, *, per_channel: bool = True, bits: int = 8, reduce_range: bool = True,
@@ -203,7 +208,7 @@ class DynamicQuantizedLinear(nn.Module):
 
     def forward(self, x):
         return dynamic_quantized_linear(x, self.w_q, self.w_scales, self.bias, reduce_range=self.reduce_range,
-                                        backend=self.backend)
+                                        backend=self.backend, packed=self._packed)
 
     def dequantized_weight(self) -> np.ndarray:
         """(out, in) float32: the weights the integer arithmetic represents."""
