@@ -20,8 +20,9 @@ ours quantize x       the overhead alone: ``choose_qparams_dynamic`` + ``quantiz
 
 Timing: variants run round-robin (one call of each per round, so a burst of load from other
 programs hits them alike), after warm-up calls (numba compiles on its first call, never timed);
-each round times ``number`` calls so tiny products are above the clock's resolution; the table
-shows the median per call and its ratio to ``numpy f32`` (> 1: faster than NumPy float32).
+each round times ``number`` calls so tiny products are above the clock's resolution; the tables
+show the median (and the best) round per call and its ratio to ``numpy f32`` (> 1: faster than
+NumPy float32), each ratio taken within one statistic.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _variants(m, k, n, rng):
 
 
 def benchmark_int8(shapes=SHAPES, *, repeat: int = 15, warmup: int = 3, target_s: float = 2e-3, seed: int = 0):
-    """``{shape name: {variant: median seconds per call}}``, variants timed round-robin."""
+    """``{shape name: {variant: {"median": s, "best": s}}}`` (seconds per call), variants timed round-robin.
+
+    The best round is the one least disturbed by other programs (useful on a shared machine)."""
     rng = np.random.default_rng(seed)
     results = {}
     for name, m, k, n in shapes:
@@ -100,20 +103,24 @@ def benchmark_int8(shapes=SHAPES, *, repeat: int = 15, warmup: int = 3, target_s
                 for _ in range(number[key]):
                     fn()
                 times[key].append((time.perf_counter() - t0) / number[key])
-        results[name] = {key: float(np.median(ts)) for key, ts in times.items()}
+        results[name] = {key: {"median": float(np.median(ts)), "best": float(np.min(ts))}
+                         for key, ts in times.items()}
     return results
 
 
-def format_int8_table(results) -> str:
-    """Median time per call (microseconds) and speed relative to NumPy float32 (x, > 1 faster)."""
+def format_int8_table(results, stat: str = "median") -> str:
+    """Time per call (microseconds; ``stat``: the ``"median"`` or the ``"best"`` round) and speed
+    relative to NumPy float32 (x np, > 1 faster)."""
+    if stat not in ("median", "best"):
+        raise ValueError(f"stat must be 'median' or 'best', got {stat!r}")
     names = list(results)
     variants = list(dict.fromkeys(v for r in results.values() for v in r))
-    head = f"{'variant':<17}" + "".join(f"{n:>32}" for n in names)
+    head = f"{stat + ' per call':<17}" + "".join(f"{n:>32}" for n in names)
     lines = [head, "-" * len(head)]
     for v in variants:
         cells = []
         for n in names:
-            r = results[n]
+            r = {key: t[stat] for key, t in results[n].items()}
             if v in r:
                 cells.append(f"{r[v] * 1e6:>14.1f} us {r['numpy f32'] / r[v]:>8.2f}x np")
             else:

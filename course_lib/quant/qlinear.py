@@ -135,7 +135,8 @@ def dynamic_quantized_linear(x, w_q, w_scales, bias=None, *, reduce_range: bool 
         s_x, z_x = np.float32(1.0), 0
     x_q = quantize_per_tensor(x, s_x, z_x, "quint8")
     acc = _int_gemm(x_q, w_q, backend, packed)
-    acc -= np.int32(z_x) * w_q.astype(np.int32).sum(axis=1)
+    colsum = packed.colsum if packed is not None else w_q.astype(np.int32).sum(axis=1)  # sum_p w_q[j, p]
+    acc -= np.int32(z_x) * colsum
     mult = (s_x * w_scales).astype(np.float32)
     b = np.zeros(out_f, np.float32) if bias is None else as_array("bias", bias, ndim=1, dtype_kind="f").astype(np.float32)
     # fbgemm's epilogue is one fused multiply-add per output, float32(acc * mult + b) rounded once;
