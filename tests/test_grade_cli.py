@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adversarial import FULL, submission, write
+from adversarial import FUNCTIONS, POINTS, TOTAL, submission, write
 from course_lib.grade.batch import grade_batch, read_csv, render_csv
 from course_lib.grade.grader import grade_notebook
 from course_lib.grade.sandbox import Limits
@@ -29,13 +29,12 @@ def test_single_submission_report_and_json(tmp_path):
     out = tmp_path / "out" / "alice.json"
     proc = run(sub, "--json", out, *FAST)
     assert proc.returncode == 0, proc.stderr
-    assert "chapter 01_gradient_descent: 6 / 8 points" in proc.stdout
+    assert f"chapter 01_gradient_descent: {TOTAL - POINTS['mse_gradient']:g} / {TOTAL:g} points" in proc.stdout
     assert "01.mse_gradient" in proc.stdout and "0/5 cases passed" in proc.stdout
     report = json.loads(out.read_text())
     assert report["chapter"] == "01_gradient_descent"
-    assert (report["score"], report["max_score"]) == (3 * FULL, 4 * FULL)
-    assert [q["id"] for q in report["questions"]] == [
-        "01.mse_gradient", "01.gd_step", "01.sgd_epoch", "01.softmax_cross_entropy"]
+    assert (report["score"], report["max_score"]) == (TOTAL - POINTS["mse_gradient"], TOTAL)
+    assert [q["id"] for q in report["questions"]] == [f"01.{f}" for f in FUNCTIONS]
     for q in report["questions"]:
         assert {"id", "score", "max_score", "feedback"} <= set(q)
     assert report["seed"] == 3
@@ -84,9 +83,11 @@ def test_batch_grades_a_class_resumes_and_survives_broken_submissions(tmp_path):
     assert "4 graded, 0 already graded, 0 grader errors, of 4" in proc.stdout
     rows = {r["student"]: r for r in csv.DictReader(open(grades))}
     assert set(rows) == {"alice", "bob", "carol", "dave"}
-    assert float(rows["alice"]["score"]) == 8 and float(rows["bob"]["score"]) == 6
-    assert float(rows["bob"]["01.mse_gradient"]) == 0 and float(rows["bob"]["01.gd_step"]) == 2
-    assert float(rows["carol"]["01.gd_step"]) == 0 and float(rows["carol"]["01.mse_gradient"]) == 2
+    assert float(rows["alice"]["score"]) == TOTAL
+    assert float(rows["bob"]["score"]) == TOTAL - POINTS["mse_gradient"]
+    assert float(rows["bob"]["01.mse_gradient"]) == 0 and float(rows["bob"]["01.gd_step"]) == POINTS["gd_step"]
+    assert float(rows["carol"]["01.gd_step"]) == 0
+    assert float(rows["carol"]["01.mse_gradient"]) == POINTS["mse_gradient"]
     assert float(rows["dave"]["score"]) == 0 and rows["dave"]["status"] == "graded"
     assert sorted(p.name for p in jdir.iterdir()) == [f"{s}.json" for s in
                                                       ("alice", "bob", "carol", "dave")]
@@ -99,7 +100,7 @@ def test_batch_grades_a_class_resumes_and_survives_broken_submissions(tmp_path):
     write(submission(), subs / "bob.ipynb")
     proc = run("--batch", subs, "--csv", grades, *FAST)
     assert "1 graded, 3 already graded" in proc.stdout
-    assert float(read_csv(grades)["bob"]["score"]) == 8
+    assert float(read_csv(grades)["bob"]["score"]) == TOTAL
 
 
 def test_batch_records_grader_errors_and_retries_them(tmp_path):

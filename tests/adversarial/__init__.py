@@ -40,6 +40,34 @@ def softmax_cross_entropy(logits, y):
     p = np.exp(logp)
     p[rows, y] -= 1.0
     return float(-logp[rows, y].mean()), p / n''',
+    "huber_gradient": '''\
+def huber_gradient(X, y, w, b, delta):
+    r = X @ w + b - y
+    small = np.abs(r) <= delta
+    loss = np.where(small, r * r / 2, delta * np.abs(r) - delta * delta / 2).mean()
+    g = np.where(small, r, delta * np.sign(r)) / len(r)
+    return float(loss), X.T @ g, float(g.sum())''',
+    "newton_step": '''\
+def newton_step(X, y, w, b, alpha, lr):
+    n, d = X.shape
+    A = np.column_stack([X, np.ones(n)])
+    theta = np.concatenate([w, [b]])
+    D = np.eye(d + 1)
+    D[d, d] = 0.0
+    g = 2 / n * A.T @ (A @ theta - y) + 2 * alpha * D @ theta
+    H = 2 / n * A.T @ A + 2 * alpha * D
+    theta = theta - lr * np.linalg.inv(H) @ g
+    return theta[:d], theta[d]''',
+    "gd_forecast": '''\
+import math
+def gd_forecast(X, alpha, tol):
+    n, d = X.shape
+    A = np.column_stack([X, np.ones(n)])
+    H = 2 / n * A.T @ A + 2 * alpha * np.diag([1.0] * d + [0.0])
+    lam = np.linalg.eigvalsh(H)
+    kappa = lam[-1] / lam[0]
+    rho = (kappa - 1) / (kappa + 1)
+    return 2 / lam[-1], kappa, math.ceil(math.log(tol) / math.log(rho ** 2))''',
 }
 # chapters 2 and 3, written as a student would: the grader's plumbing for keyword
 # arguments, in-place state and grader-provided functions (numerical_gradient's f)
@@ -111,7 +139,16 @@ def cosine_warmup_lr(step, *, base_lr, warmup_steps, total_steps, start_factor, 
 }
 FUNCTIONS = list(CORRECT)
 IDS = {f: f"01.{f}" for f in FUNCTIONS}
-FULL = 2.0  # points of every chapter-1 question
+
+
+
+def _points():
+    from course_lib.grade.registry import get_question
+    return {f: get_question(IDS[f]).points for f in FUNCTIONS}
+
+
+POINTS = _points()  # {function: points} of the chapter-1 questions
+TOTAL = sum(POINTS.values())
 
 
 def submission(*, replace=None, before=(), after=(), metadata=True, chapter=CHAPTER):
