@@ -62,3 +62,51 @@ def test_huber_gradient_reference_shrugs_off_outliers():
             w, b = w - 0.5 * dw, b - 0.5 * db
         fits[name] = w[0]
     assert abs(fits["huber"] - 2.0) < 0.2 < abs(fits["mse"] - 2.0)
+
+
+# ---- chapter 2: the references of the new questions against torch autograd
+
+
+def test_silu_matches_torch():
+    import torch
+    import torch.nn.functional as F
+
+    from course_lib.nn.functional import silu_backward, silu_forward
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.standard_normal(50) * 4, -800.0, -30.0, 0.0, 30.0, 800.0]  # no overflow at the ends
+    G = rng.standard_normal(x.shape)
+    out, cache = silu_forward(x)
+    xt = torch.tensor(x, requires_grad=True)
+    F.silu(xt).backward(torch.tensor(G))
+    np.testing.assert_allclose(out, F.silu(torch.tensor(x)).numpy(), rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(silu_backward(G, cache), xt.grad.numpy(), rtol=1e-12, atol=1e-300)
+
+
+def test_residual_and_mlp_references_match_torch():
+    import torch
+    import torch.nn.functional as F
+
+    from course_lib.grade import ch02
+    rng = np.random.default_rng(1)
+    x, W, b = rng.standard_normal((6, 4)), rng.standard_normal((4, 4)), rng.standard_normal(4)
+    G = rng.standard_normal((6, 4))
+    xt, Wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
+    (xt + torch.relu(F.linear(xt, Wt, bt))).backward(torch.tensor(G))
+    for ours, t in zip(ch02.residual_backward(G, (x, W, b)), (xt, Wt, bt)):
+        np.testing.assert_allclose(ours, t.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ch02.residual_forward(x, W, b)[0], (xt + torch.relu(F.linear(xt, Wt, bt))).detach().numpy())
+
+    W1, b1, W2, b2 = rng.standard_normal((5, 3)), rng.standard_normal(5), rng.standard_normal((4, 5)), rng.standard_normal(4)
+    X, y = rng.standard_normal((7, 3)), rng.integers(0, 4, 7)
+    ts = [torch.tensor(a, requires_grad=True) for a in (W1, b1, W2, b2)]
+    loss = F.cross_entropy(F.linear(torch.tanh(F.linear(torch.tensor(X), ts[0], ts[1])), ts[2], ts[3]),
+                           torch.tensor(y))
+    loss.backward()
+    ours = ch02.mlp_gradients(W1, b1, W2, b2, X, y)
+    assert ours[0] == pytest.approx(loss.item(), rel=1e-12)
+    for g, t in zip(ours[1:], ts):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-11, atol=1e-14)
+    # the handed-out version really is wrong, in dW1, db1 and db2 only
+    bad = ch02.buggy_mlp_gradients(W1, b1, W2, b2, X, y)
+    wrong = [not np.allclose(g, t.grad.numpy()) for g, t in zip(bad[1:], ts)]
+    assert wrong == [True, True, False, True]

@@ -97,6 +97,27 @@ def numerical_gradient(f, x, h=1e-5):
         x[j] = old
         grad[j] = (fp - fm) / (2 * h)
     return grad""",
+        "silu_backward": """\
+def silu_backward(dout, cache):
+    s = 1 / (1 + np.exp(-np.clip(cache, -500, 500)))
+    return dout * (s + cache * s * (1 - s))""",
+        "residual_backward": """\
+def residual_backward(dout, cache):
+    x, W, b = cache
+    dz = dout * (x @ W.T + b > 0)
+    return dout + dz @ W, dz.T @ x, dz.sum(0)""",
+        "mlp_gradients": """\
+def mlp_gradients(W1, b1, W2, b2, X, y):
+    h = np.tanh(X @ W1.T + b1)
+    logits = h @ W2.T + b2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    n = len(y)
+    loss = -np.log(p[np.arange(n), y]).mean()
+    p[np.arange(n), y] -= 1
+    d = p / n
+    dz = (d @ W2) * (1 - h * h)
+    return float(loss), dz.T @ X, dz.sum(0), d.T @ h, d.sum(0)""",
     },
     "03_optimizers": {
         "sgd_momentum_step": """\
