@@ -110,3 +110,65 @@ def test_residual_and_mlp_references_match_torch():
     bad = ch02.buggy_mlp_gradients(W1, b1, W2, b2, X, y)
     wrong = [not np.allclose(g, t.grad.numpy()) for g, t in zip(bad[1:], ts)]
     assert wrong == [True, True, False, True]
+
+
+# ---- chapter 3: Adamax and clip_grad_norm_ against torch; the heavy-ball forecast against a run
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+def test_adamax_matches_torch_every_state(dtype, tol):
+    import torch
+
+    from course_lib.optim.functional import adamax_step
+    rng = np.random.default_rng(2)
+    p = rng.standard_normal(7).astype(dtype)
+    tp = torch.tensor(p.copy(), requires_grad=True)
+    opt = torch.optim.Adamax([tp], lr=0.05, betas=(0.8, 0.95), eps=1e-3, weight_decay=0.1)
+    m, u = np.zeros_like(p), np.zeros_like(p)
+    for t in range(1, 40):
+        g = (rng.standard_normal(7) * (0.01 if t % 3 else 5.0)).astype(dtype)  # eps and the max both matter
+        tp.grad = torch.tensor(g)
+        opt.step()
+        adamax_step(p, g, m, u, t, lr=0.05, beta1=0.8, beta2=0.95, eps=1e-3, weight_decay=0.1)
+        st = opt.state[tp]
+        np.testing.assert_allclose(p, tp.detach().numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(m, st["exp_avg"].numpy(), rtol=tol, atol=tol)
+        np.testing.assert_allclose(u, st["exp_inf"].numpy(), rtol=tol, atol=tol)
+    assert p.dtype == dtype
+
+
+@pytest.mark.parametrize("scale,max_norm", [(1.0, 0.5), (0.01, 10.0), (1e-4, 1e-5)])
+def test_clip_grad_norm_matches_torch(scale, max_norm):
+    import torch
+
+    from course_lib.optim.functional import clip_grad_norm_
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(s) * scale for s in [(3, 4), (5,), (2, 2, 2)]]
+    ts = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for t, g in zip(ts, grads):
+        t.grad = torch.tensor(g.copy())
+    total = clip_grad_norm_(grads, max_norm)
+    assert total == pytest.approx(torch.nn.utils.clip_grad_norm_(ts, max_norm).item(), rel=1e-14)
+    for g, t in zip(grads, ts):
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_grad_norm_(grads, 0.0)
+
+
+@pytest.mark.parametrize("lr,mu", [(0.015, 0.0), (0.02, 0.3), (0.03, 0.6), (0.01, 0.9)])
+def test_heavy_ball_rate_predicts_torch_sgd_momentum(lr, mu):
+    """The forecast rho matches the per-step factor of torch.optim.SGD(momentum) on the bowl."""
+    import torch
+
+    from course_lib.grade.ch03 import heavy_ball_rate
+    lam = torch.tensor([1.0, 100.0], dtype=torch.float64)
+    x = torch.tensor([1.0, 1.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=lr, momentum=mu)
+    errs = []
+    for _ in range(400):
+        opt.zero_grad()
+        (0.5 * (lam * x * x).sum()).backward()
+        opt.step()
+        errs.append(x.detach().norm().item())
+    measured = (max(errs[380:400]) / max(errs[180:200])) ** (1 / 200)
+    assert measured == pytest.approx(heavy_ball_rate([1.0, 100.0], lr, mu), rel=1e-2)

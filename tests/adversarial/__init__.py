@@ -156,6 +156,27 @@ def cosine_warmup_lr(step, *, base_lr, warmup_steps, total_steps, start_factor, 
         return base_lr * (start_factor + (1 - start_factor) * step / warmup_steps)
     t = (step - warmup_steps) / (total_steps - warmup_steps)
     return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t)) / 2""",
+        "adamax_step": """\
+def adamax_step(param, grad, exp_avg, exp_inf, step, *, lr, beta1, beta2, eps):
+    exp_avg[:] = beta1 * exp_avg + (1 - beta1) * grad
+    exp_inf[:] = np.maximum(beta2 * exp_inf, np.abs(grad) + eps)
+    param[:] = param - lr / (1 - beta1 ** step) * exp_avg / exp_inf""",
+        "heavy_ball_rate": """\
+import cmath
+def heavy_ball_rate(lam, lr, momentum):
+    worst = 0.0
+    for l in lam:
+        b = 1 + momentum - lr * l
+        d = cmath.sqrt(b * b - 4 * momentum)
+        worst = max(worst, abs((b + d) / 2), abs((b - d) / 2))
+    return worst""",
+        "clip_grad_norm_": """\
+def clip_grad_norm_(grads, max_norm):
+    total = np.sqrt(sum((g ** 2).sum() for g in grads))
+    if total + 1e-6 > max_norm:
+        for g in grads:
+            g *= max_norm / (total + 1e-6)
+    return float(total)""",
     },
 }
 FUNCTIONS = list(CORRECT)
