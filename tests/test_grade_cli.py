@@ -250,6 +250,32 @@ def test_odd_file_names_never_stop_a_batch(tmp_path):
     assert "\x1b" not in grades.read_text(encoding="utf-8")
 
 
+def test_a_fifo_or_a_directory_named_ipynb_never_blocks_a_batch(tmp_path):
+    """Attack (found by the attack pass): a FIFO named ``x.ipynb`` in the class directory made
+    the batch block forever on its SHA-256; now it is an error row and the others are graded."""
+    import os
+    import threading
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    os.mkfifo(subs / "fifo.ipynb")
+    (subs / "dir.ipynb").mkdir()
+    (subs / "ok.ipynb").write_text("{}")
+    grades, out = tmp_path / "g.csv", {}
+    worker = threading.Thread(target=lambda: out.update(grade_batch(
+        subs, grades, grade=lambda p: _fake_report(), chapter="01_gradient_descent",
+        log=open("/dev/null", "w"))), daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():  # unblock the thread (open the FIFO's other end) before failing
+        with open(subs / "fifo.ipynb", "wb"):
+            pass
+        pytest.fail("the batch blocked on a FIFO")
+    assert out["graded"] == 1 and out["errors"] == 2
+    rows = read_csv(grades)
+    assert "not a regular file" in rows["fifo"]["status"] and rows["dir"]["status"].startswith("error")
+    assert rows["fifo"]["max_score"] == "8.0"  # the assignment's, even for an error
+
+
 def test_control_characters_from_the_student_never_reach_the_terminal(tmp_path):
     forged = ("\\x1b[2J\\x1b[H\\rstudent.ipynb — chapter 01_gradient_descent: 8 / 8 points"
               "\\x1b]0;pwned\\x07\\u202e")

@@ -188,7 +188,9 @@ for p in os.listdir("/proc"):
             except OSError:
                 pass
 NO_VIEW = "{secret}" not in seen and "pytest" not in seen and "{secret}" not in str(os.environ)
-CONFINED = NO_CAPS and NO_UDP and NO_UNIX and NO_HOSTNAME and NO_VIEW
+import ctypes  # a nested user namespace would hand capabilities back (found by the attack pass)
+NO_USERNS = ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0  # CLONE_NEWUSER
+CONFINED = NO_CAPS and NO_UDP and NO_UNIX and NO_HOSTNAME and NO_VIEW and NO_USERNS
 '''
     try:
         r = grade(tmp_path, submission(before=[probe], replace={"gd_step": gd_step_if("CONFINED")}))
