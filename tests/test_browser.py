@@ -10,10 +10,10 @@ a learner does in the layout ``make lab`` opens (1400x900, file browser open):
    strict nbval runs them all anyway) and asserts that no cell shows an error;
 3. finds every explorer (``course_lib.widgets.explorer``: CSS class ``course-explorer``), asserts
    each slider track is at least 80 px wide and the plot image is shown at its natural size, then
-   moves every control, once with the keyboard and once by dragging (or clicking), and asserts
-   the plot image changed each time.
+   moves every control one step with the keyboard and back by dragging (or clicking), and
+   asserts the plot image changed each time.
 
-One JupyterLab server serves all notebooks (kernels from this Python, the checkout on PYTHONPATH,
+One JupyterLab server and one browser page serve all notebooks (kernels from this Python, the checkout on PYTHONPATH,
 autosave off, settings and runtime files in a temporary directory); each notebook's kernel is
 shut down after its test, and the server and every kernel are stopped whatever happens. Nothing
 is saved back: each notebook is byte-identical afterwards (if not, the test restores it and fails).
@@ -37,6 +37,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from notebook_slice import needed_cells
@@ -196,10 +197,21 @@ def browser(lab):
             chromium.close()
 
 
+@pytest.fixture(scope="module")
+def page(lab, browser):
+    """One JupyterLab page for all notebooks (loading JupyterLab costs seconds each time)."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=90_000)
+    page.evaluate("async () => { await window.jupyterapp.restored; }")  # else an open can be lost
+    yield page
+    page.close()
+
+
 # --- JavaScript run in the page (JupyterLab is exposed as window.jupyterapp) ----------------------
 NOTEBOOK_STATE = """() => {
   const panel = window.jupyterapp.shell.currentWidget;
-  if (!panel || !panel.content || !panel.sessionContext) return null;
+  if (!panel || !panel.content || !panel.sessionContext || !panel.context) return null;
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
   const cells = [];
   let index = -1;
@@ -211,7 +223,7 @@ NOTEBOOK_STATE = """() => {
                 errors: outputs.filter(o => o.output_type === 'error')
                                .map(o => o.ename + ': ' + o.evalue)});
   }
-  return {kernel: kernel ? kernel.status : null, dirty: panel.context.model.dirty,
+  return {path: panel.context.path, kernel: kernel ? kernel.status : null, dirty: panel.context.model.dirty,
           trusted: panel.content.model.cells.length > 0 &&
                    [...panel.content.model.cells].every(c => c.type !== 'code' || c.trusted),
           cells};
@@ -247,10 +259,18 @@ def _wait(predicate, timeout_s, what):
         time.sleep(0.25)
 
 
+CLOSE_ALL = """() => {
+  for (const dialog of document.querySelectorAll('.jp-Dialog')) dialog.remove();
+  // dispose, not close: closing asks whether to save, and nothing may be saved
+  for (const w of [...window.jupyterapp.shell.widgets('main')]) w.dispose();
+}"""
+
+
 def _open(page, lab, rel: str):
-    page.goto(f"{lab.url}/lab/tree/{rel}?token={lab.token}")
-    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
-    _wait(lambda: (s := _state(page)) and s["kernel"] == "idle" and s["cells"], 90, f"{rel} and its kernel")
+    page.evaluate(CLOSE_ALL)
+    page.evaluate("p => { window.jupyterapp.commands.execute('docmanager:open', {path: p}); }", rel)
+    _wait(lambda: (s := _state(page)) and s["path"] == rel and s["kernel"] == "idle" and s["cells"], 90,
+          f"{rel} and its kernel")
     assert page.locator("#filebrowser").is_visible(), "the file browser should be open (make lab's layout)"
 
 
@@ -286,32 +306,45 @@ def _expect_redraw(page, i: int, before: str, what: str) -> str:
     return _image_src(page, i)
 
 
+def _drag(page, knob, x1):
+    box = knob.bounding_box()
+    x0, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move(x1, y, steps=8)
+    page.mouse.up()
+
+
 def _move_control(page, i: int, j: int, control, src: str) -> str:
-    """Move control j of explorer i by keyboard and by mouse; assert the plot redraws each time."""
+    """Move control j of explorer i by keyboard, then back to where it was by mouse.
+
+    Both moves must redraw the plot. Each control starts from the explorer's default view (the
+    others are back at theirs), so a control that changes nothing there fails the test: in the
+    default view, every control of an explorer should visibly matter.
+    """
     handle = page.locator(".jp-Notebook .course-explorer").nth(i).locator(":scope > * > *").nth(j)
     name = control["label"] or control["classes"]
     if "widget-slider" in control["classes"] or "widget-hslider" in control["classes"]:
         knob = handle.locator(".noUi-handle")
-        now, top = (float(knob.get_attribute(a)) for a in ("aria-valuenow", "aria-valuemax"))
-        knob.focus()
-        page.keyboard.press("ArrowLeft" if now >= top else "ArrowRight")
-        src = _expect_redraw(page, i, src, f"the arrow key on slider {name!r}")
-        track = handle.locator(".noUi-base").bounding_box()
+        start, top = (float(knob.get_attribute(a)) for a in ("aria-valuenow", "aria-valuemax"))
         box = knob.bounding_box()
-        x0, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        x1 = track["x"] + track["width"] * (0.2 if x0 > track["x"] + track["width"] / 2 else 0.8)
-        page.mouse.move(x0, y)
-        page.mouse.down()
-        page.mouse.move(x1, y, steps=8)
-        page.mouse.up()
-        return _expect_redraw(page, i, src, f"dragging slider {name!r}")
+        x_start = box["x"] + box["width"] / 2
+        knob.focus()
+        page.keyboard.press("ArrowLeft" if start >= top else "ArrowRight")
+        src = _expect_redraw(page, i, src, f"the arrow key on slider {name!r}")
+        _drag(page, knob, x_start)  # by mouse, back to where it started
+        src = _expect_redraw(page, i, src, f"dragging slider {name!r} back")
+        assert float(knob.get_attribute("aria-valuenow")) == start, f"slider {name!r}: the drag missed its start"
+        return src
     if "widget-dropdown" in control["classes"]:
         select = handle.locator("select")
+        start = select.evaluate("s => s.selectedIndex")
         select.focus()
         options = select.locator("option").count()
-        index = select.evaluate("s => s.selectedIndex")
-        page.keyboard.press("ArrowUp" if index == options - 1 else "ArrowDown")
-        return _expect_redraw(page, i, src, f"the arrow key on dropdown {name!r}")
+        page.keyboard.press("ArrowUp" if start == options - 1 else "ArrowDown")
+        src = _expect_redraw(page, i, src, f"the arrow key on dropdown {name!r}")
+        select.select_option(index=start)
+        return _expect_redraw(page, i, src, f"choosing the first value of dropdown {name!r} again")
     if "widget-checkbox" in control["classes"]:
         box = handle.locator("input[type=checkbox]")
         box.focus()
@@ -321,19 +354,20 @@ def _move_control(page, i: int, j: int, control, src: str) -> str:
         return _expect_redraw(page, i, src, f"clicking checkbox {name!r}")
     if "widget-toggle-buttons" in control["classes"]:
         buttons = handle.locator("button")
-        pressed = [b.get_attribute("class") or "" for b in buttons.all()].index(
-            next(c for c in (b.get_attribute("class") or "" for b in buttons.all()) if "mod-active" in c))
-        buttons.nth((pressed + 1) % buttons.count()).click()
-        return _expect_redraw(page, i, src, f"clicking toggle buttons {name!r}")
+        classes = [b.get_attribute("class") or "" for b in buttons.all()]
+        start = next(k for k, c in enumerate(classes) if "mod-active" in c)
+        buttons.nth((start + 1) % len(classes)).click()
+        src = _expect_redraw(page, i, src, f"clicking toggle buttons {name!r}")
+        buttons.nth(start).click()
+        return _expect_redraw(page, i, src, f"clicking toggle buttons {name!r} back")
     raise AssertionError(f"explorer {i}: the browser test does not know how to move a control with "
                          f"classes {control['classes']!r}; teach _move_control")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_and_every_explorer_responds(path, lab, browser):
+def test_notebook_runs_and_every_explorer_responds(path, lab, page):
     rel = path.relative_to(ROOT).as_posix()
     original = path.read_bytes()
-    page = browser.new_page(viewport=VIEWPORT)
     timings = {}
     try:
         t0 = time.monotonic()
@@ -351,7 +385,7 @@ def test_notebook_runs_and_every_explorer_responds(path, lab, browser):
 
         # 2. run the cells (all of them, or what the explorers need): none may fail
         t1 = time.monotonic()
-        cells = json.loads(original)["cells"]
+        cells = nbformat.reads(original.decode("utf-8"), as_version=4).cells
         needed, explorer_cells = needed_cells(cells)
         if RUN_ALL:
             needed = [i for i, c in enumerate(cells) if c["cell_type"] == "code"]
@@ -366,10 +400,12 @@ def test_notebook_runs_and_every_explorer_responds(path, lab, browser):
                 raise AssertionError(f"{rel}: error output in the browser run:\n" + "\n".join(errors))
             return _state(page)["kernel"] == "idle" and all(c["count"] is not None for c in s)
 
-        # running first clears the counts; wait until it has started before waiting for the end
-        _wait(lambda: any(c["count"] is None for c in _state(page)["cells"] if c["index"] in needed)
-              or finished(), 30, "the run to start")
+        # running first clears the counts (stored ones are still there): wait for that, then the end
+        _wait(lambda: any(c["count"] is None for c in _state(page)["cells"] if c["index"] in needed),
+              60, "the run to start")
         _wait(finished, RUN_ALL_TIMEOUT_S, f"{len(needed)} code cells of {rel} to run")
+        counts = [c["count"] for c in _state(page)["cells"] if c["index"] in needed]
+        assert counts == list(range(1, len(needed) + 1)), f"{rel}: cells ran out of order: {counts}"
         timings[f"run {len(needed)} of {sum(c['cell_type'] == 'code' for c in cells)} cells"] = time.monotonic() - t1
 
         # 3. every explorer: layout, then each control by keyboard and by mouse
@@ -401,7 +437,7 @@ def test_notebook_runs_and_every_explorer_responds(path, lab, browser):
             pass
         raise
     finally:
-        page.close()
+        page.evaluate(CLOSE_ALL)
         lab.shutdown_kernels()
         print(f"{path.name}: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     # 4. nothing was saved back
