@@ -26,6 +26,7 @@ Run it alone: ``python -m pytest -m browser tests/test_browser.py -v``. Without 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -90,6 +91,15 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def _new_session_ending_with_parent() -> None:
+    """In the child before exec: a session of its own, and SIGTERM when pytest dies (even killed)."""
+    os.setsid()
+    try:  # Linux: PR_SET_PDEATHSIG; the server then shuts its kernels down as on any SIGTERM
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _kill_group(pid: int, sig) -> None:
     try:
         os.killpg(os.getpgid(pid), sig)
@@ -124,7 +134,7 @@ class Lab:
         self.log = open(workdir / "jupyterlab.log", "wb")
         # its own process group: stop() can end the server and anything it spawned in that group
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     preexec_fn=_new_session_ending_with_parent)
         self.kernel_pids: set[int] = set()
         deadline = time.monotonic() + 90
         while True:
