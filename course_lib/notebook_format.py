@@ -23,6 +23,10 @@ that move without redrawing anything (in a trusted one without a kernel):
   explorer shows its default view as a static figure.
 
 nbval ignores widget views, so strict nbval still compares the stored text with a fresh run.
+Strict nbval reads ``\r`` differently from JupyterLab (it drops a line's text up to a ``\r``;
+JupyterLab overwrites it, keeping the tail of a longer old line) and ignores ``\b``: where the two
+would disagree, no stored form satisfies both, and :func:`normalize` refuses with the cell named
+(the command exits 2). Progress output that pads each line to a constant width is fine.
 
 Usage (run after re-executing notebooks; ``make execute`` does it)::
 
@@ -44,6 +48,22 @@ __all__ = ["normalize", "canonical_text", "process_stream_text", "main"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 _CONTROL = re.compile(r"[\n\b\r]")
+# how strict nbval reads a stream's text, on the stored and the fresh side alike
+# (nbval.plugin.coalesce_streams: its backspace pass never runs, only this carriage-return one)
+_NBVAL_CR = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
+
+
+def _nbval_view(text: str) -> str:
+    return _NBVAL_CR.sub("", text)
+
+
+def _nbval_streams(outputs) -> dict:
+    texts = {}
+    for out in outputs:
+        if out.get("output_type") == "stream":
+            text = out.get("text", "")
+            texts[out.get("name")] = texts.get(out.get("name"), "") + ("".join(text) if isinstance(text, list) else text)
+    return {name: _nbval_view(text) for name, text in texts.items()}
 
 
 def process_stream_text(index: int, text: str, buffer: str = "") -> tuple[str, int]:
@@ -111,7 +131,7 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` in the canonical stored form (see the module docstring)."""
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
-    for cell in nb.cells:
+    for number, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         outputs = []
@@ -121,6 +141,11 @@ def normalize(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 del data[WIDGET_VIEW]
             outputs.append(out)
         cell.outputs = _merge_streams(outputs)
+        if _nbval_streams(cell.outputs) != _nbval_streams(outputs):
+            raise ValueError(
+                f"cell {number} ({cell.source[:60]!r}): its printed text overwrites a line (\\r or \\b) "
+                "with a shorter one; JupyterLab keeps the old line's tail, strict nbval drops it, so no "
+                "stored form satisfies both. Pad the shorter text with spaces (as tqdm does) or print lines.")
     return nbformat.from_dict(_js_numbers(nb))
 
 
@@ -151,7 +176,11 @@ def main(argv=None) -> int:
     changed = []
     for path in _notebooks(args.paths):
         text = path.read_text(encoding="utf-8")
-        new = canonical_text(text)
+        try:
+            new = canonical_text(text)
+        except ValueError as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            return 2
         if new != text:
             changed.append(path)
             if not args.check:

@@ -84,6 +84,15 @@ def test_normalize_applies_jupyterlabs_rewrites_and_drops_widget_state():
     assert nf.normalize(out) == out                          # idempotent
 
 
+def test_a_line_overwritten_by_a_shorter_one_is_refused():
+    # JupyterLab stores "Xbc", strict nbval reads a fresh run as "X": no stored text passes both
+    nb = nbformat.v4.new_notebook(cells=[code("print(...)", [stream("abc\rX\n")])])
+    with pytest.raises(ValueError, match="shorter"):
+        nf.normalize(nb)
+    ok = nbformat.v4.new_notebook(cells=[code("print(...)", [stream("10%\r"), stream("100%\n")])])
+    assert nf.normalize(ok).cells[0].outputs[0].text == "100%\n"   # same length: both read "100%"
+
+
 def test_command_checks_and_rewrites(tmp_path, capsys):
     path = tmp_path / "nb.ipynb"
     nbformat.write(make_notebook(), path)
