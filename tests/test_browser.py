@@ -389,8 +389,10 @@ def test_notebook_runs_and_every_explorer_responds(path, lab, page):
         saved = path.read_bytes()
         if saved != original:
             path.write_bytes(original)
-            raise AssertionError(f"trusting {rel} in JupyterLab changed the file (restored): run "
-                                 f"`python -m course_lib.notebook_format {rel}`")
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / f"{path.stem}.saved.ipynb").write_bytes(saved)
+            raise AssertionError(f"trusting {rel} in JupyterLab changed the file (restored; JupyterLab's "
+                                 f"version is in .browser-test/): run `python -m course_lib.notebook_format {rel}`")
         timings["open+trust"] = time.monotonic() - t0
 
         # 2. run the cells (all of them, or what the explorers need): none may fail
