@@ -62,7 +62,8 @@ def _nbval_streams(outputs) -> dict:
     for out in outputs:
         if out.get("output_type") == "stream":
             text = out.get("text", "")
-            texts[out.get("name")] = texts.get(out.get("name"), "") + ("".join(text) if isinstance(text, list) else text)
+            text = "".join(text) if isinstance(text, list) else text
+            texts[out.get("name")] = texts.get(out.get("name"), "") + text
     return {name: _nbval_view(text) for name, text in texts.items()}
 
 

@@ -13,10 +13,11 @@ a learner does in the layout ``make lab`` opens (1400x900, file browser open):
    moves every control one step with the keyboard and back by dragging (or clicking), and
    asserts the plot image changed each time.
 
-One JupyterLab server and one browser page serve all notebooks (kernels from this Python, the checkout on PYTHONPATH,
-autosave off, settings and runtime files in a temporary directory); each notebook's kernel is
-shut down after its test, and the server and every kernel are stopped whatever happens. Nothing
-is saved back: each notebook is byte-identical afterwards (if not, the test restores it and fails).
+One JupyterLab server and one browser page serve all notebooks (kernels from this Python, the
+checkout on PYTHONPATH, autosave off; settings, runtime files and the trust database in a temporary
+directory); each notebook's kernel is shut down after its test, and the server and every kernel
+are stopped whatever happens. Nothing is saved back: each notebook is byte-identical afterwards
+(if not, the test restores it and fails).
 Screenshots of failures go to ``.browser-test/`` (git-ignored).
 
 Run it alone: ``python -m pytest -m browser tests/test_browser.py -v``. Without Chromium at
@@ -120,7 +121,10 @@ class Lab:
             f.write_text(json.dumps(values))
         env = dict(os.environ)
         env.pop("MPLBACKEND", None)  # the kernels use the inline backend, as a learner's do
+        # JUPYTER_DATA_DIR holds the trust database: a fresh one, so every notebook opens untrusted
+        # as in a fresh clone (kernel specs and lab extensions come from this Python's prefix)
         env.update(JUPYTER_CONFIG_DIR=str(workdir / "config"), JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
+                   JUPYTER_DATA_DIR=str(workdir / "data"),
                    JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(workdir / "workspaces"),
                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                    PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
@@ -383,6 +387,7 @@ def test_notebook_runs_and_every_explorer_responds(path, lab, page):
         t0 = time.monotonic()
         _open(page, lab, rel)
         # 1. a learner trusts the notebook: JupyterLab saves it, which must change nothing
+        assert not _state(page)["trusted"], f"{rel} opened trusted: the test's trust database is not fresh"
         mtime = path.stat().st_mtime_ns
         _trust(page)
         _wait(lambda: path.stat().st_mtime_ns != mtime and not _state(page)["dirty"], 20, "the trust save")
