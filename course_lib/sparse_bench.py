@@ -96,15 +96,17 @@ def benchmark_spmm(sparsities=(0.0, 0.5, 0.9, 0.95, 0.99), *, m=1024, k=1024, n=
 def format_table(rows) -> str:
     """A text table: median microseconds per variant, ours / best(SciPy, torch), ours / dense,
     bytes of CSR / dense."""
-    head = (f"{'sparsity':>8} {'nnz':>8} " + " ".join(f"{v:>13}" for v in VARIANTS)
-            + f" {'ours/best lib':>13} {'ours/dense':>10} {'CSR/dense bytes':>15}")
+    variants = [v for v in VARIANTS if v in rows[0]["times"]]
+    libs = all(v in variants for v in ("scipy CSR", "torch CSR", "ours"))
+    head = (f"{'sparsity':>8} {'nnz':>9} " + " ".join(f"{v:>13}" for v in variants)
+            + (f" {'ours/best lib':>13}" if libs else "") + f" {'ours/dense':>10} {'CSR/dense bytes':>15}")
     lines = [head, "-" * len(head)]
     for r in rows:
         t = r["times"]
-        best_lib = min(t["scipy CSR"], t["torch CSR"])
-        lines.append(f"{r['sparsity']:>8.0%} {r['nnz']:>8,} "
-                     + " ".join(f"{t[v] * 1e6:>10.0f} us" for v in VARIANTS)
-                     + f" {t['ours'] / best_lib:>12.2f}x {t['ours'] / t['dense BLAS']:>9.2f}x"
+        lib = f" {t['ours'] / min(t['scipy CSR'], t['torch CSR']):>12.2f}x" if libs else ""
+        lines.append(f"{r['sparsity']:>8.0%} {r['nnz']:>9,} "
+                     + " ".join(f"{t[v] * 1e6:>10.0f} us" for v in variants)
+                     + lib + f" {t['ours'] / t['dense BLAS']:>9.2f}x"
                      + f" {r['csr_bytes'] / r['dense_bytes']:>15.3f}")
     return "\n".join(lines)
 
