@@ -112,12 +112,12 @@ class Module:
     def _prepare_state(self, state: dict) -> None:
         """Install identity pruning on every parameter that ``state`` carries a mask for (so a
         pruned model's state can be loaded into a fresh model of the same architecture)."""
-        from ..prune import identity
+        from .reparam import Identity
 
         params = [n for n, _ in self.named_parameters()]
         for key in state:
             if key.endswith("_mask") and key[:-len("_mask")] in params:
-                identity(self, key[:-len("_mask")])
+                Identity.apply(self, key[:-len("_mask")])
 
     @property
     def params(self) -> list:
