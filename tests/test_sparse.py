@@ -99,3 +99,17 @@ def test_bad_input(call, exc, match):
     B = np.ones((3, 2))
     with pytest.raises(exc, match=match):
         call(A, B)
+
+
+def test_break_even_interpolates_where_ours_meets_dense_and_table_formats():
+    from course_lib.sparse_bench import break_even, format_table
+
+    def row(s, dense, ours):
+        return {"sparsity": s, "nnz": 10, "csr_bytes": 80, "dense_bytes": 400,
+                "times": {"dense BLAS": dense, "ours": ours}}
+    rows = [row(0.5, 1.0, 4.0), row(0.7, 1.0, 2.0), row(0.9, 1.0, 0.5)]
+    # log-ratio goes log 2 -> log 0.5 between 70% and 90%: equal at the midpoint
+    assert break_even(rows) == pytest.approx(0.8)
+    assert break_even(rows[:2]) is None
+    table = format_table(rows)
+    assert "ours/dense" in table and "scipy" not in table and "4.00x" in table
