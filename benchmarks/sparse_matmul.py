@@ -11,6 +11,8 @@ Prints the median of interleaved repeats (all variants in one run), the ratio of
 best of SciPy and torch, to dense BLAS, and the memory of CSR relative to dense.  Then the
 break-even sparsity against dense BLAS and the time per multiply-add of each, which explains
 it: CSR is worth it once density < (dense time per MAC) / (CSR time per MAC).
+Last, structured vs unstructured pruning at 50/75/90%: the smaller dense product left after
+removing rows (output units) against our CSR product with as many zeros scattered at random.
 Timings depend on the machine and its load (printed): compare ratios within one run.
 """
 
@@ -26,7 +28,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR",
                                    ".numba_cache"))
 
 from course_lib.sparse_bench import (  # noqa: E402
-    benchmark_spmm, break_even, format_table, machine_summary, set_threads)
+    benchmark_spmm, benchmark_structured, break_even, format_structured, format_table,
+    machine_summary, set_threads)
 
 
 def main(argv=None) -> int:
@@ -67,6 +70,9 @@ def main(argv=None) -> int:
                   f"ps per multiply-add (non-zeros only)")
     print("break-even sparsity vs dense BLAS:",
           f"{be:.0%}" if be is not None else "not bracketed by the measured sparsities")
+    st = benchmark_structured(repeat=args.repeat, stat=args.stat, progress=progress)
+    print("\nstructured vs unstructured at the same sparsity (speed-up over the full dense product):")
+    print(format_structured(st))
     print("\nafter the run:", machine_summary())
     return 0
 

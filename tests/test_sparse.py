@@ -113,3 +113,11 @@ def test_break_even_interpolates_where_ours_meets_dense_and_table_formats():
     assert break_even(rows[:2]) is None
     table = format_table(rows)
     assert "ours/dense" in table and "scipy" not in table and "4.00x" in table
+
+
+def test_structured_table_formats_speedups():
+    from course_lib.sparse_bench import format_structured
+    rows = [{"sparsity": 0.5, "times": {"dense (all rows)": 2.0, "structured (rows removed)": 1.0,
+                                        "unstructured CSR (ours)": 4.0}}]
+    text = format_structured(rows)
+    assert "2.0x" in text and "0.5x" in text and "1.0x" in text
