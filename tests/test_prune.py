@@ -169,6 +169,11 @@ def test_global_unstructured_equals_torch(amount):
                                tprune.L1Unstructured, amount=amount)
     for i in (0, 2, 4):
         np.testing.assert_array_equal(net[i].weight_mask, _mask(tnet[i]))
+    # as in torch, global pruning ends in custom_from_mask: a CustomFromMask hook (in a container
+    # where the layer was pruned before)
+    hook = list(net[0]._forward_pre_hooks.values())[0]
+    assert isinstance(hook, prune.CustomFromMask)
+    assert isinstance(list(net[2]._forward_pre_hooks.values())[0], prune.PruningContainer)
     # layers end with different sparsities (a per-layer rule would give the same fraction)
     sp = [float((net[i].weight_mask == 0).mean()) for i in (0, 2, 4)]
     assert max(sp) - min(sp) > 0.01
