@@ -10,6 +10,9 @@ CHAPTER_MODULES = {
     "02_neural_network": "ch02",
     "03_optimizers": "ch03",
     "04_pruning": "ch04",
+    "05_quantization": "ch05",
+    "06_distillation": "ch06",
+    "08_distributed": "ch08",
 }
 
 
