@@ -331,6 +331,21 @@ def _limits(cfg):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
 
 
+def _cell_file(cell, code) -> str:
+    """A real file holding the cell's code, named as the code is compiled (in the working
+    directory, which is the kernel's own temporary directory).  With a real file behind it,
+    ``@numba.njit(cache=True)`` finds a cache locator (with ``<cell 3>`` it raises "no locator
+    available"), and ``inspect.getsource`` and tracebacks work as in Jupyter."""
+    path = os.path.abspath(os.path.join("cells", f"cell_{int(cell)}.py"))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(code)
+        return path
+    except (OSError, ValueError, TypeError):
+        return f"<cell {cell}>"
+
+
 def main():
     cfg_path = sys.argv[1]
     with open(cfg_path) as f:
@@ -386,7 +401,7 @@ def main():
             _Context.where = f"cell {msg['cell']}"
             reply = {"op": "done", "id": mid, "error": None, "interrupted": False}
             try:
-                exec(compile(msg["code"], f"<cell {msg['cell']}>", "exec"), ns)
+                exec(compile(msg["code"], _cell_file(msg["cell"], msg["code"]), "exec"), ns)
             except KeyboardInterrupt:
                 reply["interrupted"] = True
             except BaseException as exc:  # SystemExit included: sys.exit() in a cell ends the cell only
