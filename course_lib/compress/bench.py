@@ -37,7 +37,7 @@ import numpy as np
 
 __all__ = ["KernelPoint", "measure_peak_flops", "measure_bandwidth", "time_best",
            "course_kernels", "roofline_plot", "format_kernels", "ServingResult",
-           "serving_benchmark", "format_serving", "ADAM_FLOPS_PER_PARAM"]
+           "serving_benchmark", "format_serving", "serving_plot", "ADAM_FLOPS_PER_PARAM"]
 
 #: Adam's arithmetic per parameter, counting sqrt and division as one flop each:
 #: m: 2 (lerp), v: 3, sqrt(v)/bc2 + eps: 3, p -= step * m / denom: 3, weight decay 0: total 11.
@@ -297,3 +297,32 @@ def format_serving(results: list[ServingResult], *, reference: str | None = None
         lines.append(f"{r.variant:<24}{'':>27}"
                      + "".join(f"{r.throughput[b] / ref.throughput[b]:>9.2f}x" for b in sizes))
     return "\n".join(lines)
+
+
+def serving_plot(results: list[ServingResult]):
+    """Two panels: throughput vs batch size (log-log), and p50/p99 latency at batch 1."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import COLORS
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    markers = "osD^vP"
+    for i, r in enumerate(results):
+        sizes = list(r.throughput)
+        ax1.plot(sizes, [r.throughput[b] for b in sizes], marker=markers[i % len(markers)],
+                 color=COLORS[i % len(COLORS)], label=r.variant)
+    ax1.set_xscale("log", base=2)
+    ax1.set_yscale("log")
+    ax1.set_xlabel("batch size")
+    ax1.set_ylabel("throughput (samples / s)")
+    ax1.set_title("Throughput (median of interleaved calls)")
+    ax1.legend()
+    x = np.arange(len(results))
+    ax2.bar(x - 0.2, [r.p50_ms for r in results], 0.4, color=COLORS[0], label="p50")
+    ax2.bar(x + 0.2, [r.p99_ms for r in results], 0.4, color=COLORS[1], label="p99")
+    ax2.set_xticks(x, [r.variant for r in results], rotation=20, ha="right")
+    ax2.set_ylabel("latency of one request (ms)")
+    ax2.set_title("Single-request latency (batch 1)")
+    ax2.legend()
+    fig.tight_layout()
+    return fig
