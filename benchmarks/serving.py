@@ -10,7 +10,9 @@ briefly on the digits.  Variants, timed round-robin in one run:
 - ``torch fp32``        the same weights in ``torch.nn.Sequential`` under ``torch.inference_mode``
 - ``ORT fp32``          exported with ``torch.onnx.export``, run by ``onnxruntime.InferenceSession``
 - ``ORT int8 dynamic``  ``onnxruntime.quantization.quantize_dynamic`` of that file
-- ``ours compressed``   the capstone's compressed model with the course's kernels (when present)
+- ``ours sparse CSR``   the baseline pruned to 90% (the capstone's Han path), chapter 4's CSR kernel
+- ``ours int8``         that pruned model with chapter 5's dynamic int8 layers (int8 GEMM)
+- ``ours student CSR``  the distilled student pruned to 70%, CSR kernel (the capstone's smallest)
 
 Latency is per request (batch 1) over ``--requests`` interleaved requests; throughput is samples
 per second from the median of ``--repeat`` interleaved calls at each batch size.  Ratios are to
@@ -33,7 +35,7 @@ from course_lib.compress.bench import format_serving, serving_benchmark  # noqa:
 from course_lib.optim.bench import machine_summary  # noqa: E402
 
 
-def build_predictors(tmpdir: str, *, epochs: int = 5):
+def build_predictors(tmpdir: str, *, epochs: int = 30, threads=None):
     """Train the baseline briefly and return ``({name: predict_fn}, X_pool)``."""
     import numpy as np
     import torch
@@ -42,13 +44,16 @@ def build_predictors(tmpdir: str, *, epochs: int = 5):
     from course_lib.data import load_digits_split
     from course_lib.nn import MLP, fit
 
+    from course_lib.compress.pipeline import one_blas_thread
+
     data = load_digits_split(seed=0)
     model = MLP([64, 300, 100, 10], seed=0)
-    fit(model, data.X_train, data.y_train, lr=0.05, epochs=epochs, batch_size=32, seed=0)
+    with one_blas_thread():     # small GEMMs: one BLAS thread trains far faster on a busy machine
+        fit(model, data.X_train, data.y_train, lr=0.05, epochs=epochs, batch_size=32, seed=0)
     tmodel = ex.to_torch(model)
     path = ex.export_onnx(model, os.path.join(tmpdir, "baseline.onnx"))
     qpath = ex.quantize_dynamic_onnx(path, os.path.join(tmpdir, "baseline_int8.onnx"))
-    sess, qsess = ex.ort_session(path), ex.ort_session(qpath)
+    sess, qsess = ex.ort_session(path, threads=threads), ex.ort_session(qpath, threads=threads)
     sin, qin = sess.get_inputs()[0].name, qsess.get_inputs()[0].name
 
     def torch_predict(x):
@@ -61,12 +66,20 @@ def build_predictors(tmpdir: str, *, epochs: int = 5):
         "ORT fp32": lambda x: sess.run(None, {sin: x})[0],
         "ORT int8 dynamic": lambda x: qsess.run(None, {qin: x})[0],
     }
-    try:  # the capstone's compressed model on the course's kernels (chapters 4-7)
-        from course_lib.compress.pipeline import serving_predictor
+    try:  # the capstone's compressed models on the course's kernels (chapters 4-7)
+        import course_lib.distill  # noqa: F401
+        import course_lib.prune  # noqa: F401
+        import course_lib.quant  # noqa: F401
+        import course_lib.sparse  # noqa: F401
+        from course_lib.compress import pipeline as pl
     except ImportError:
-        pass
-    else:
-        predictors["ours compressed"] = serving_predictor(model, data)
+        pl = None
+    if pl is not None:
+        han = pl.run_pipeline(data, pl.HAN_PATH, seed=0, baseline=model)
+        ours = pl.run_pipeline(data, pl.PipelineConfig(), seed=0, baseline=model)
+        predictors["ours sparse CSR"] = pl.sparse_predictor(han["pruned fp32"].model)
+        predictors["ours int8"] = pl.int8_predictor(han["pruned fp32"].model)
+        predictors["ours student CSR"] = pl.sparse_predictor(ours["pruned fp32"].model)
     X = np.concatenate([data.X_val, data.X_test]).astype(np.float32)
     sizes = {"NumPy fp32": None, "ORT fp32": ex.file_nbytes(path),
              "ORT int8 dynamic": ex.file_nbytes(qpath)}
@@ -78,12 +91,21 @@ def main(argv=None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="batch-1 requests per variant")
     parser.add_argument("--repeat", type=int, default=30, help="calls per batch size and variant")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 16, 64, 256])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for BLAS, numba, torch and ONNX Runtime (default: theirs)")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "serving.png"))
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import numba
+        import torch
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+        numba.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     print("serving benchmark:", machine_summary(), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        predictors, X, sizes = build_predictors(tmp)
+        predictors, X, sizes = build_predictors(tmp, threads=args.threads)
         for name, nbytes in sizes.items():
             if nbytes:
                 print(f"  {name}: ONNX file {nbytes:,} bytes")

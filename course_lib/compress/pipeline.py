@@ -47,7 +47,8 @@ from .fileformat import CompressedModel, PackedLinear, size_breakdown
 
 __all__ = ["PipelineConfig", "HAN_PATH", "Stage", "PipelineResult", "run_pipeline", "CodebookSGD",
            "one_blas_thread", "train_baseline", "distill_student", "prune_finetune",
-           "int8_stage", "kmeans_stage", "stage_record", "accuracy"]
+           "int8_stage", "kmeans_stage", "stage_record", "accuracy", "sparse_predictor",
+           "int8_predictor"]
 
 
 @contextlib.contextmanager
@@ -303,3 +304,41 @@ def run_pipeline(data, cfg: PipelineConfig = PipelineConfig(), *, seed: int = 0,
 def with_options(cfg: PipelineConfig, **changes) -> PipelineConfig:
     """A copy of ``cfg`` with some fields changed (``dataclasses.replace``)."""
     return replace(cfg, **changes)
+
+
+# ------------------------------------------------------------------------------ serving
+
+def sparse_predictor(model: CompressedModel):
+    """A ``predict_logits(X)`` running every layer with chapter 4's CSR kernel
+    (:func:`course_lib.sparse.sparse_linear_forward`) on the decompressed float32 weights."""
+    from ..sparse import CSRMatrix, sparse_linear_forward
+
+    plan = [(CSRMatrix.from_dense(op.weight()), op.bias) if isinstance(op, PackedLinear) else op
+            for op in model.ops]
+
+    def forward(X):
+        h = X
+        for step in plan:
+            if isinstance(step, tuple):
+                h = sparse_linear_forward(h, step[0], step[1])
+            elif step == "relu":
+                h = np.maximum(h, np.float32(0))
+            else:
+                h = _activation(step, h)
+        return h
+
+    return forward
+
+
+def _activation(name, h):
+    if name == "tanh":
+        return np.tanh(h)
+    return (np.float32(1) / (np.float32(1) + np.exp(-h))).astype(np.float32)
+
+
+def int8_predictor(model: CompressedModel):
+    """A ``predict_logits(X)`` with chapter 5's dynamically quantized int8 layers (int8 GEMM,
+    int32 accumulation; activations quantized per batch, as ``torch.ao``'s ``quantize_dynamic``)."""
+    from ..quant import quantize_dynamic
+
+    return quantize_dynamic(model.to_sequential()).forward

@@ -95,14 +95,25 @@ def torch_side_by_side(data, cfg, *, seed: int = 0, baseline=None) -> list[Torch
     baseline: the course baseline (trained ``MLP``); trained here with our ``fit`` if ``None``.
     """
     import torch
+
+    Xv, yv = data.X_val, data.y_val
+    rows = []
+    torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)         # tiny matrices: one thread (see pipeline.one_blas_thread)
+    try:
+        return _side_by_side(data, cfg, seed, baseline, Xv, yv, rows)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _side_by_side(data, cfg, seed, baseline, Xv, yv, rows):
+    import torch
     import torch.nn.utils.prune as tprune
 
     from ..nn import MLP
     from .pipeline import one_blas_thread, train_baseline
 
-    Xv, yv = data.X_val, data.y_val
-    rows = []
-    torch.manual_seed(seed)
     with one_blas_thread():
         base = baseline if baseline is not None else train_baseline(data, cfg, seed)
         teacher = base.to_torch().eval()
