@@ -10,6 +10,7 @@ CHAPTER_MODULES = {
     "02_neural_network": "ch02",
     "03_optimizers": "ch03",
     "07_capstone": "ch07",
+    "08_distributed": "ch08",
 }
 
 
