@@ -29,9 +29,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="timed runs per kernel (best kept)")
     parser.add_argument("--small", action="store_true", help="smaller arrays (quicker)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for BLAS and numba (default: theirs; 1 = one core, steadier "
+                             "on a busy machine)")
     parser.add_argument("--no-plot", action="store_true", help="do not write roofline.png")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "roofline.png"))
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import numba
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(args.threads)
+        numba.set_num_threads(args.threads)
     print("roofline:", machine_summary(), flush=True)
     peak, bw, points = course_kernels(repeat=args.repeat, big=not args.small)
     print(format_kernels(peak, bw, points))
