@@ -1,7 +1,7 @@
 """The roofline of this machine, measured, with the course's kernels placed on it.
 
-    .venv/bin/python benchmarks/roofline.py               # table + benchmarks/roofline.png
-    .venv/bin/python benchmarks/roofline.py --small --no-plot
+    .venv/bin/python benchmarks/roofline.py               # the table (add --plot roofline.png for the figure)
+    .venv/bin/python benchmarks/roofline.py --small --threads 1
 
 Peak float32 FLOP/s from a 1024^3 GEMM through NumPy's BLAS, memory bandwidth from the STREAM
 triad (numba, chapter 3), then GEMMs at the digits MLP's sizes and at 64x1024x1024, the fused
@@ -32,8 +32,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for BLAS and numba (default: theirs; 1 = one core, steadier "
                              "on a busy machine)")
-    parser.add_argument("--no-plot", action="store_true", help="do not write roofline.png")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "roofline.png"))
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="also draw the figure into this PNG file")
     args = parser.parse_args(argv)
     if args.threads is not None:
         import numba
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     print(f"\nridge point: {peak.gflops / bw.gbytes:.1f} flop/byte "
           f"(below it a kernel is memory bound on this machine)")
     print("after the run:", machine_summary())
-    if not args.no_plot:
+    if args.plot:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -56,8 +56,8 @@ def main(argv=None) -> int:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         roofline_plot(ax, peak, bw, points)
         ax.set_title("Roofline of this machine (float32), best of repeats")
-        fig.savefig(args.out, bbox_inches="tight", dpi=110)
-        print(f"wrote {args.out}")
+        fig.savefig(args.plot, bbox_inches="tight", dpi=110)
+        print(f"wrote {args.plot}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Serving the digits model: single-request latency (p50/p99) and throughput at batch 1..256.
 
-    .venv/bin/python benchmarks/serving.py                  # table + benchmarks/serving.png
-    .venv/bin/python benchmarks/serving.py --requests 300 --no-plot
+    .venv/bin/python benchmarks/serving.py                  # the table (add --plot serving.png for the figure)
+    .venv/bin/python benchmarks/serving.py --requests 300 --threads 1
 
 The model is the capstone's baseline, an MLP 64-300-100-10 (LeNet-300-100's hidden sizes) trained
 briefly on the digits.  Variants, timed round-robin in one run:
@@ -93,8 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 16, 64, 256])
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for BLAS, numba, torch and ONNX Runtime (default: theirs)")
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "serving.png"))
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="also draw the figure into this PNG file")
     args = parser.parse_args(argv)
     if args.threads is not None:
         import numba
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
                                                              flush=True))
     print(format_serving(results))
     print("after the run:", machine_summary())
-    if not args.no_plot:
+    if args.plot:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -124,8 +124,8 @@ def main(argv=None) -> int:
         from course_lib.plots import use_course_style
         use_course_style()
         fig = serving_plot(results)
-        fig.savefig(args.out, bbox_inches="tight", dpi=110)
-        print(f"wrote {args.out}")
+        fig.savefig(args.plot, bbox_inches="tight", dpi=110)
+        print(f"wrote {args.plot}")
     return 0
 
 
