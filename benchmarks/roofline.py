@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/roofline.py               # the table (add --plot roofline.png for the figure)
     .venv/bin/python benchmarks/roofline.py --small --threads 1
 
-Peak float32 FLOP/s from a 1024^3 GEMM through NumPy's BLAS, memory bandwidth from the STREAM
+Peak float32 FLOP/s from the fastest of several GEMMs through NumPy's BLAS, bandwidth from the STREAM
 triad (numba, chapter 3), then GEMMs at the digits MLP's sizes and at 64x1024x1024, the fused
 Adam step of chapter 3, and (when chapters 4 and 5 are present) the sparse SpMM and the int8
 GEMM.  Every point is the best of repeated runs; flops and bytes are counted in
