@@ -237,12 +237,14 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, *, lr, beta1, beta2, eps, 
 
 
 def adam_cases(rng):
-    def case(name, shape, step, *, wd=0.0, decoupled=False, eps=1e-8, scale=1.0, zero_state=False):
+    def case(name, shape, step, *, wd=0.0, decoupled=False, eps=1e-8, scale=1.0, zero_state=False,
+             lr=None):
         p, g = rng.standard_normal(shape), rng.standard_normal(shape) * scale
         m = np.zeros(shape) if zero_state else rng.standard_normal(shape) * 0.1 * scale
         v = np.zeros(shape) if zero_state else rng.uniform(0, 1, shape) * scale ** 2
+        lr_drawn = float(rng.uniform(1e-3, 1e-1))
         return Case(name, (p, g, m, v, step), dict(
-            lr=float(rng.uniform(1e-3, 1e-1)), beta1=float(rng.uniform(0.8, 0.95)),
+            lr=lr_drawn if lr is None else lr, beta1=float(rng.uniform(0.8, 0.95)),
             beta2=float(rng.uniform(0.99, 0.9999)), eps=eps, weight_decay=wd,
             decoupled_weight_decay=decoupled))
     return [
@@ -251,16 +253,20 @@ def adam_cases(rng):
         case("a later step", (5,), int(rng.integers(10, 100))),
         case("tiny gradients, eps = 1e-3 matters", (4,), 2, eps=1e-3, scale=1e-3),
         case("L2 weight decay (Adam)", (4,), 2, wd=float(rng.uniform(0.05, 0.5))),
-        case("decoupled weight decay (AdamW)", (2, 3), 2, wd=float(rng.uniform(0.05, 0.5)),
-             decoupled=True),
+        # lr and weight decay large enough that "decay after the step" (off by lr**2 * wd)
+        # fails on every seed
+        case("decoupled weight decay (AdamW)", (2, 3), 2, wd=float(rng.uniform(0.3, 0.5)),
+             decoupled=True, lr=float(rng.uniform(0.05, 0.1))),
     ]
 
 
 def _adam(param, grad, m, v, step, lr, beta1, beta2, eps, wd, decoupled, *, bias=True,
           eps_inside=False, step_shift=0, l2_always=False, decay_no_lr=False, m_no_scale=False,
-          rebind=False):
+          rebind=False, decay_after=False):
     if wd:
-        if decoupled and not l2_always:
+        if decoupled and decay_after:
+            pass  # applied after the step, below
+        elif decoupled and not l2_always:
             param *= 1 - (1.0 if decay_no_lr else lr) * wd
         else:
             grad = grad + wd * param
@@ -275,6 +281,8 @@ def _adam(param, grad, m, v, step, lr, beta1, beta2, eps, wd, decoupled, *, bias
     v_hat = v / (1 - beta2 ** t) if bias else v
     denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
     param -= lr * m_hat / denom
+    if wd and decoupled and decay_after:
+        param *= 1 - lr * wd
 
 
 def _adam_mistake(**flags):
@@ -303,6 +311,9 @@ ADAM = Question(
                 "param *= 1 - lr * weight_decay", _adam_mistake(l2_always=True)),
         Mistake("decay_without_lr", "your decoupled weight decay forgets lr: "
                 "param *= 1 - lr * weight_decay", _adam_mistake(decay_no_lr=True)),
+        Mistake("decay_after_step", "you apply AdamW's weight decay after the Adam step: PyTorch "
+                "shrinks param *= 1 - lr * weight_decay first, then steps with the decayed param",
+                _adam_mistake(decay_after=True)),
         Mistake("m_not_averaged", "your first moment is m = beta1 * m + grad: it is an average, "
                 "m = beta1 * m + (1 - beta1) * grad", _adam_mistake(m_no_scale=True)),
         Mistake("rebind", "exp_avg = ... makes new arrays: the optimizer's state never changes; "
