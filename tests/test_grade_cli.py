@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adversarial import FULL, submission, write
+from adversarial import FUNCTIONS, POINTS, TOTAL, submission, write
 from course_lib.grade.batch import grade_batch, read_csv, render_csv
 from course_lib.grade.grader import grade_notebook
 from course_lib.grade.sandbox import Limits
@@ -29,13 +29,12 @@ def test_single_submission_report_and_json(tmp_path):
     out = tmp_path / "out" / "alice.json"
     proc = run(sub, "--json", out, *FAST)
     assert proc.returncode == 0, proc.stderr
-    assert "chapter 01_gradient_descent: 6 / 8 points" in proc.stdout
+    assert f"chapter 01_gradient_descent: {TOTAL - POINTS['mse_gradient']:g} / {TOTAL:g} points" in proc.stdout
     assert "01.mse_gradient" in proc.stdout and "0/5 cases passed" in proc.stdout
     report = json.loads(out.read_text())
     assert report["chapter"] == "01_gradient_descent"
-    assert (report["score"], report["max_score"]) == (3 * FULL, 4 * FULL)
-    assert [q["id"] for q in report["questions"]] == [
-        "01.mse_gradient", "01.gd_step", "01.sgd_epoch", "01.softmax_cross_entropy"]
+    assert (report["score"], report["max_score"]) == (TOTAL - POINTS["mse_gradient"], TOTAL)
+    assert [q["id"] for q in report["questions"]] == [f"01.{f}" for f in FUNCTIONS]
     for q in report["questions"]:
         assert {"id", "score", "max_score", "feedback"} <= set(q)
     assert report["seed"] == 3
@@ -43,11 +42,9 @@ def test_single_submission_report_and_json(tmp_path):
 
 def test_exit_status_is_zero_for_a_zero_score_and_one_for_a_broken_notebook(tmp_path):
     stub = "def {}(*args, **kwargs):\n    raise NotImplementedError()"
-    zero = write(submission(replace={f: stub.format(f) for f in ("mse_gradient", "gd_step", "sgd_epoch",
-                                                                "softmax_cross_entropy")}),
-                 tmp_path / "zero.ipynb")
+    zero = write(submission(replace={f: stub.format(f) for f in FUNCTIONS}), tmp_path / "zero.ipynb")
     proc = run(zero, *FAST)
-    assert proc.returncode == 0 and "0 / 8 points" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and f"0 / {TOTAL:g} points" in proc.stdout, proc.stdout + proc.stderr
     bad = tmp_path / "bob_01_gradient_descent.ipynb"
     bad.write_text("not a notebook")
     proc = run(bad, *FAST)
@@ -91,11 +88,13 @@ def test_batch_grades_a_class_resumes_and_survives_broken_submissions(tmp_path):
     assert "3 graded, 0 already graded, 1 grader errors, of 4" in proc.stdout
     rows = {r["student"]: r for r in csv.DictReader(open(grades))}
     assert set(rows) == {"alice", "bob", "carol", "dave"}
-    assert float(rows["alice"]["score"]) == 8 and float(rows["bob"]["score"]) == 6
-    assert float(rows["bob"]["01.mse_gradient"]) == 0 and float(rows["bob"]["01.gd_step"]) == 2
-    assert float(rows["carol"]["01.gd_step"]) == 0 and float(rows["carol"]["01.mse_gradient"]) == 2
+    assert float(rows["alice"]["score"]) == TOTAL
+    assert float(rows["bob"]["score"]) == TOTAL - POINTS["mse_gradient"]
+    assert float(rows["bob"]["01.mse_gradient"]) == 0 and float(rows["bob"]["01.gd_step"]) == POINTS["gd_step"]
+    assert float(rows["carol"]["01.gd_step"]) == 0
+    assert float(rows["carol"]["01.mse_gradient"]) == POINTS["mse_gradient"]
     assert rows["dave"]["status"].startswith("error: could not read the notebook")
-    assert float(rows["dave"]["max_score"]) == 8  # the assignment's, even unread
+    assert float(rows["dave"]["max_score"]) == TOTAL  # the assignment's, even unread
     assert len({r["seed"] for r in rows.values()}) == 1  # one seed for the whole class
     assert sorted(p.name for p in jdir.iterdir()) == [f"{s}.json" for s in
                                                       ("alice", "bob", "carol", "dave")]
@@ -110,7 +109,7 @@ def test_batch_grades_a_class_resumes_and_survives_broken_submissions(tmp_path):
     write(submission(), subs / "dave.ipynb")
     proc = run("--batch", subs, "--csv", grades, *ch, *FAST)
     assert "2 graded, 2 already graded, 0 grader errors" in proc.stdout and proc.returncode == 0
-    assert float(read_csv(grades)["bob"]["score"]) == 8
+    assert float(read_csv(grades)["bob"]["score"]) == TOTAL
     assert read_csv(grades)["dave"]["status"] == "graded"
 
 
@@ -180,10 +179,10 @@ def test_unreadable_submissions_are_errors_and_retried_with_the_assignments_max_
     limits = Limits(timeout=5, call_timeout=3)
     for name in ("empty", "truncated"):
         r = grade_notebook(subs / f"{name}.ipynb", chapter="01_gradient_descent", limits=limits, seed=1)
-        assert r["status"] == "error" and r["max_score"] == 8.0 and r["score"] == 0, r
+        assert r["status"] == "error" and r["max_score"] == TOTAL and r["score"] == 0, r
     # metadata stripped by an editor: the instructor's --chapter decides
     r = grade_notebook(subs / "stripped.ipynb", chapter="01_gradient_descent", limits=limits, seed=1)
-    assert r["status"] == "graded" and r["score"] == 8.0
+    assert r["status"] == "graded" and r["score"] == TOTAL
     r = grade_notebook(subs / "stripped.ipynb", limits=limits, seed=1)
     assert r["status"] == "error" and "pass --chapter" in r["error"]
 
@@ -193,7 +192,7 @@ def test_a_kernel_without_the_course_packages_is_a_grader_error(tmp_path, monkey
     monkeypatch.setattr(sb, "site_packages", lambda: [])  # numpy not importable in the kernel
     r = grade_notebook(write(submission(), tmp_path / "a.ipynb"), limits=Limits(timeout=5), seed=1)
     assert r["status"] == "error" and "could not run the notebook" in r["error"], r
-    assert r["max_score"] == 8.0
+    assert r["max_score"] == TOTAL
 
 
 def test_resume_regrades_rows_of_another_chapter(tmp_path):
@@ -217,8 +216,8 @@ def test_the_assignment_decides_the_chapter_not_the_notebook(tmp_path):
     from adversarial import submission as sub
     ch2 = write(sub(chapter="02_neural_network"), tmp_path / "mallory.ipynb")
     r = grade_notebook(ch2, chapter="01_gradient_descent", limits=Limits(timeout=5, call_timeout=3), seed=1)
-    assert r["chapter"] == "01_gradient_descent" and r["max_score"] == 8.0
-    assert r["score"] < 8.0  # its chapter-2 functions answer nothing of chapter 1
+    assert r["chapter"] == "01_gradient_descent" and r["max_score"] == TOTAL
+    assert r["score"] < TOTAL  # its chapter-2 functions answer nothing of chapter 1
     assert r["flags"] == ["chapter mismatch: the notebook says 02_neural_network"]
     assert any("graded as 01_gradient_descent" in n for n in r["notes"])
 
@@ -251,6 +250,32 @@ def test_odd_file_names_never_stop_a_batch(tmp_path):
     assert "\x1b" not in grades.read_text(encoding="utf-8")
 
 
+def test_a_fifo_or_a_directory_named_ipynb_never_blocks_a_batch(tmp_path):
+    """Attack (found by the attack pass): a FIFO named ``x.ipynb`` in the class directory made
+    the batch block forever on its SHA-256; now it is an error row and the others are graded."""
+    import os
+    import threading
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    os.mkfifo(subs / "fifo.ipynb")
+    (subs / "dir.ipynb").mkdir()
+    (subs / "ok.ipynb").write_text("{}")
+    grades, out = tmp_path / "g.csv", {}
+    worker = threading.Thread(target=lambda: out.update(grade_batch(
+        subs, grades, grade=lambda p: _fake_report(), chapter="01_gradient_descent",
+        log=open("/dev/null", "w"))), daemon=True)
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():  # unblock the thread (open the FIFO's other end) before failing
+        with open(subs / "fifo.ipynb", "wb"):
+            pass
+        pytest.fail("the batch blocked on a FIFO")
+    assert out["graded"] == 1 and out["errors"] == 2
+    rows = read_csv(grades)
+    assert "not a regular file" in rows["fifo"]["status"] and rows["dir"]["status"].startswith("error")
+    assert rows["fifo"]["max_score"] == "8.0"  # the assignment's, even for an error
+
+
 def test_control_characters_from_the_student_never_reach_the_terminal(tmp_path):
     forged = ("\\x1b[2J\\x1b[H\\rstudent.ipynb — chapter 01_gradient_descent: 8 / 8 points"
               "\\x1b]0;pwned\\x07\\u202e")
@@ -260,5 +285,5 @@ def test_control_characters_from_the_student_never_reach_the_terminal(tmp_path):
     sub = write(submission(before=[cell], replace={"mse_gradient": fn}), tmp_path / "eve.ipynb")
     proc = run(sub, *FAST)
     out = proc.stdout
-    assert proc.returncode == 0 and "6 / 8 points" in out, out
+    assert proc.returncode == 0 and f"{TOTAL - POINTS['mse_gradient']:g} / {TOTAL:g} points" in out, out
     assert not any(c in out for c in ("\x1b", "\r", "\x07", "\u202e")), repr(out)

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from adversarial import CORRECT, CORRECT_BY_CHAPTER, FULL, FUNCTIONS, feedback, scores, submission, write
+from adversarial import CORRECT, CORRECT_BY_CHAPTER, FUNCTIONS, feedback, points, scores, submission, write
 from course_lib.grade.grader import grade_notebook
 from course_lib.grade.release import IMPORT_NOTE, student_notebook
 from course_lib.grade.sandbox import Limits
@@ -117,14 +117,14 @@ def test_importing_the_schedulers_costs_only_the_schedule_question(tmp_path):
     r = grade(tmp_path, submission(chapter=CH3, after=[scratch]))
     got = scores(r)
     assert got["cosine_warmup_lr"] == 0.0 and "imports course_lib.optim.schedulers" in feedback(r, "cosine_warmup_lr")
-    assert all(got[f] == FULL for f in ("sgd_momentum_step", "rmsprop_step", "adam_step")), got
+    assert all(got[f] == points(f, CH3) for f in ("sgd_momentum_step", "rmsprop_step", "adam_step")), got
 
 
 def test_importing_the_functional_core_costs_the_steps_not_the_schedule(tmp_path):
     scratch = "from course_lib.optim.functional import adam_step as reference_adam"
     r = grade(tmp_path, submission(chapter=CH3, after=[scratch]))
     got = scores(r)
-    assert got["cosine_warmup_lr"] == FULL
+    assert got["cosine_warmup_lr"] == points("cosine_warmup_lr", CH3)
     assert all(got[f] == 0.0 for f in ("sgd_momentum_step", "rmsprop_step", "adam_step")), got
 
 

@@ -14,13 +14,13 @@ import uuid
 
 import pytest
 
-from adversarial import FULL, FUNCTIONS, scores, submission, write
+from adversarial import FUNCTIONS, TOTAL, points, scores, submission, write
 from course_lib.grade import sandbox as sb
 from course_lib.grade.grader import grade_notebook
 from course_lib.grade.sandbox import Limits
 
 LIMITS = Limits(timeout=5.0, call_timeout=3.0, memory_mb=1024, grace=1.0)
-ALL_FULL = {f: FULL for f in FUNCTIONS}
+ALL_FULL = {f: points(f) for f in FUNCTIONS}
 SANDBOXED = sb.bwrap_problem(LIMITS.bwrap_path()) is None
 needs_bwrap = pytest.mark.skipif(not SANDBOXED and not os.environ.get("CI"),
                                  reason=f"bubblewrap unusable here: {sb.bwrap_problem(LIMITS.bwrap_path())}")
@@ -143,7 +143,7 @@ TREE_BOUNDED = len(alive) < 4          # the tree's limit (600 + 256 MB) killed 
     r = grade(tmp_path, submission(before=[hog], replace={"gd_step": gd_step_if("TREE_BOUNDED")}),
               limits=limits)
     assert r["sandbox"]["cgroup"] and "memory" in r["sandbox"]["cgroup"], r["sandbox"]
-    assert scores(r)["gd_step"] == FULL, r["notes"]
+    assert scores(r)["gd_step"] == points("gd_step"), r["notes"]
 
 
 # ---------------------------------------------------------------- item 12: capabilities, network, grader
@@ -188,7 +188,9 @@ for p in os.listdir("/proc"):
             except OSError:
                 pass
 NO_VIEW = "{secret}" not in seen and "pytest" not in seen and "{secret}" not in str(os.environ)
-CONFINED = NO_CAPS and NO_UDP and NO_UNIX and NO_HOSTNAME and NO_VIEW
+import ctypes  # a nested user namespace would hand capabilities back (found by the attack pass)
+NO_USERNS = ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0  # CLONE_NEWUSER
+CONFINED = NO_CAPS and NO_UDP and NO_UNIX and NO_HOSTNAME and NO_VIEW and NO_USERNS
 '''
     try:
         r = grade(tmp_path, submission(before=[probe], replace={"gd_step": gd_step_if("CONFINED")}))
@@ -225,7 +227,7 @@ def test_an_oserror_in_the_grader_yields_a_report_not_a_traceback(tmp_path, monk
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(sb, "make_sandbox_dir", no_space)
     r = grade(tmp_path, submission())
-    assert r["status"] == "error" and "No space left" in r["error"] and r["max_score"] == 4 * FULL
+    assert r["status"] == "error" and "No space left" in r["error"] and r["max_score"] == TOTAL
 
 
 # ---------------------------------------------------------------- without bubblewrap
@@ -237,4 +239,4 @@ def test_without_bubblewrap_the_grader_grades_and_says_so(tmp_path):
                            "--call-timeout", "3", "--seed", "1"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "8 / 8 points" in proc.stdout and "WITHOUT the sandbox" in proc.stdout
+    assert f"{TOTAL:g} / {TOTAL:g} points" in proc.stdout and "WITHOUT the sandbox" in proc.stdout

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import sys
 import tempfile
 import time
@@ -45,8 +46,13 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def sha256(path: Path) -> str:
+    """SHA-256 of a regular file; anything else (a FIFO would block the batch forever, a
+    device never ends) raises ``ValueError``."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{student_file(Path(path))} is not a regular file")
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -115,6 +121,13 @@ def student_file(path: Path) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in name)
 
 
+def _max_score(chapter) -> float | str:
+    """The assignment's maximum score (``""`` when the chapter is unknown)."""
+    if chapter not in CHAPTER_MODULES:
+        return ""
+    return round(sum(q.points for q in chapter_questions(chapter)), 2)
+
+
 def assignment_seed(rows: dict, chapter: str | None) -> int | None:
     """The seed already used for this assignment in the grades file (``None`` if none)."""
     seeds = [r.get("seed") for r in rows.values()
@@ -169,7 +182,8 @@ def grade_batch(directory, csv_path, *, json_dir=None, grade=None, chapter=None,
             except Exception as exc:  # a grader bug or an unreadable file must not stop the batch
                 rows[student] = {"student": student, "file": student_file(path),
                                  "sha256": rows.get(student, {}).get("sha256", ""),
-                                 "chapter": chapter or "",
+                                 "chapter": chapter or "", "score": 0,
+                                 "max_score": _max_score(chapter),
                                  "status": f"error: {type(exc).__name__}: {str(exc)[:200]}"}
                 say(f"[{i}/{len(files)}] {student}: grader error {type(exc).__name__}")
             if rows[student]["status"] == "graded":

@@ -344,6 +344,17 @@ def bwrap_problem(path: str | None) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def bwrap_supports(path: str, option: str) -> bool:
+    """Whether this bubblewrap knows ``option`` (``--disable-userns`` came with 0.8)."""
+    try:
+        proc = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return option in (proc.stdout + proc.stderr).split()
+
+
 def _python_dirs() -> list[str]:
     """Directories the interpreter needs: its installation, the environment, their packages."""
     dirs = [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))]
@@ -389,6 +400,8 @@ def bwrap_command(bwrap: str, root: Path, limits: Limits) -> list[str]:
             if top in ABSENT:
                 path = os.path.join(sp, entry)
                 a += ["--ro-bind", empty_dir if os.path.isdir(path) else empty_file, path]
+    if bwrap_supports(bwrap, "--disable-userns"):  # bubblewrap >= 0.8: no nested user namespaces
+        a += ["--unshare-user", "--disable-userns"]  # (they would hand back capabilities in there)
     a += ["--ro-bind", str(root), INSIDE,
           "--size", str(limits.disk_mb * 2**20), "--tmpfs", f"{INSIDE}/work",
           "--symlink", f"{INSIDE}/work", "/tmp",
