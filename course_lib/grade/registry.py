@@ -12,6 +12,7 @@ CHAPTER_MODULES = {
     "04_pruning": "ch04",
     "05_quantization": "ch05",
     "06_distillation": "ch06",
+    "07_capstone": "ch07",
     "08_distributed": "ch08",
 }
 
