@@ -61,6 +61,12 @@ def _check_optimizer(optimizer) -> Optimizer:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
             f"optimizer must be a course_lib.optim Optimizer, got {type(optimizer).__name__}")
+    for k, group in enumerate(getattr(optimizer, "param_groups", [])):
+        scheduled = sorted({"lr", "momentum", "betas"} & set(group))
+        if scheduled:
+            raise ValueError(
+                f"optimizer.param_groups[{k}] overrides {scheduled}: our schedulers set one "
+                "optimizer.lr (and momentum) for all groups; use one optimizer per group instead")
     return optimizer
 
 
