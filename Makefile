@@ -80,6 +80,8 @@ execute: setup-test
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
+	# store them as JupyterLab saves them (else trusting one in JupyterLab rewrites it)
+	$(PY) -m course_lib.notebook_format $(NB)
 
 # Every benchmark script prints its ratio table (benchmarks/*.py, in name order).
 bench: setup-test

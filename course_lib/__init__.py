@@ -11,6 +11,7 @@ Modules are named after the concept they hold:
 - ``nn``          layers with forward/backward, ``MLP``, the torch bridge, ``fit`` (chapter 2)
 - ``gradcheck``   centred-difference gradient checking for any function or layer
 - ``optim``       torch.optim's optimizers and schedulers, NumPy reference + numba (chapter 3)
+- ``quant``       quantization: PyTorch's affine maps to the bit, observers, fake quant, int8 layers (chapter 5)
 - ``kernels``     numba kernels, each beside its NumPy twin
 - ``plots``       the course's figure style
 - ``widgets``     ipywidgets explorers that also render as static figures

@@ -12,6 +12,7 @@ ours                                           PyTorch
 ``binary_cross_entropy_with_logits(z, y)``     ``F.binary_cross_entropy_with_logits(z, y)``
 ``binary_cross_entropy(p, y)``                 ``F.binary_cross_entropy(p, y)``
 ``softmax_cross_entropy(logits, y)``           ``F.cross_entropy(logits, y)``
+``huber(y_hat, y, delta)``                     ``F.huber_loss(y_hat, y, delta=delta)``
 =============================================  ==========================================
 """
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import as_array, check_labels, check_shape
+from .validation import as_array, check_labels, check_positive, check_shape
 
 
 def _check_not_empty(name, x):
@@ -41,6 +42,29 @@ def mse(y_hat, y):
     _check_not_empty("y_hat", y_hat)
     diff = y_hat - y
     return float(np.mean(diff * diff)), (2.0 / diff.size) * diff
+
+
+def huber(y_hat, y, delta: float = 1.0):
+    r"""Huber loss: quadratic for small residuals, linear for large ones, averaged.
+
+    .. math:: h_\delta(r) = \begin{cases} \tfrac12 r^2 & |r| \le \delta \\
+              \delta\,(|r| - \tfrac12\delta) & |r| > \delta \end{cases}, \qquad
+              L = \frac1n \sum_i h_\delta(\hat y_i - y_i), \qquad
+              \frac{\partial L}{\partial \hat y_i} = \frac1n \operatorname{clip}(\hat y_i - y_i, -\delta, \delta)
+
+    y_hat, y: same shape, float; delta > 0.  Returns ``(loss: float, dy_hat: like y_hat)``.
+    PyTorch: ``F.huber_loss(y_hat, y, delta=delta)``.  (``F.smooth_l1_loss(..., beta=delta)``
+    is the same curve divided by ``delta``.)
+    """
+    y_hat = as_array("y_hat", y_hat, dtype_kind="f")
+    y = as_array("y", y, dtype_kind="fiu")
+    check_shape("y", y, y_hat.shape)
+    _check_not_empty("y_hat", y_hat)
+    check_positive("delta", delta)
+    r = y_hat - y
+    a = np.abs(r)
+    loss = np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+    return float(np.mean(loss)), np.clip(r, -delta, delta) / r.size
 
 
 def log_softmax(logits, axis: int = -1) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import scale, ticker
 
 #: Colour cycle shared by every chapter (colour-blind friendly, Okabe-Ito).
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -27,12 +28,43 @@ STYLE = {
     "legend.frameon": False,
     "lines.linewidth": 1.8,
     "image.cmap": "viridis",
+    # STIX sans for math in figures: with the default (DejaVu) fonts a superscript \\star, as in
+    # the optimum L^\\star, shrinks to a dot; STIX's star stays visible and its letters match
+    "mathtext.fontset": "stixsans",
 }
 
 
+class CourseLogFormatter(ticker.LogFormatterSciNotation):
+    """Log-axis labels: decades as 10^n, other ticks as plain numbers.
+
+    matplotlib labels a non-decade tick ``1.06 x 10^0``; on an axis that spans less than a decade
+    (where only such ticks are labelled) this reads ``1.06``, ``0.02``. Values outside
+    [1e-3, 1e4) keep the scientific form.
+    """
+
+    def _non_decade_format(self, sign_string, base, fx, usetex):
+        value = float(base) ** fx
+        if 1e-3 <= value < 1e4:
+            return r"$\mathdefault{%s%s}$" % (sign_string, f"{value:g}")
+        return super()._non_decade_format(sign_string, base, fx, usetex)
+
+
+def _course_log_scale_defaults(self, axis):
+    """``LogScale.set_default_locators_and_formatters`` with :class:`CourseLogFormatter`."""
+    axis.set_major_locator(ticker.LogLocator(self.base))
+    axis.set_major_formatter(CourseLogFormatter(self.base))
+    axis.set_minor_locator(ticker.LogLocator(self.base, self.subs))
+    axis.set_minor_formatter(CourseLogFormatter(self.base, labelOnlyBase=(self.subs is not None)))
+
+
 def use_course_style() -> None:
-    """Apply the course style to every figure drawn afterwards."""
+    """Apply the course style to every figure drawn afterwards.
+
+    Besides ``STYLE``, every log axis made afterwards (``set_yscale("log")``, ``semilogy``,
+    ``loglog``, :func:`loss_curve`) labels its ticks with :class:`CourseLogFormatter`.
+    """
     mpl.rcParams.update(STYLE)
+    scale.LogScale.set_default_locators_and_formatters = _course_log_scale_defaults
 
 
 def loss_curve(ax, values, *, x=None, label=None, logy: bool = True, xlabel: str = "step",

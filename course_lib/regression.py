@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .losses import check_logits_labels, softmax_cross_entropy
-from .validation import as_array, check_same_rows, check_shape
+from .losses import check_logits_labels, huber, softmax_cross_entropy
+from .validation import as_array, check_positive, check_same_rows, check_shape
 
 
 def check_linear_args(X, y, w, b):
@@ -54,6 +54,54 @@ def mse_gradient(X, y, w, b):
     n = X.shape[0]
     r = X @ w + b - y
     return float(r @ r) / n, (2.0 / n) * (X.T @ r), 2.0 * float(r.sum()) / n
+
+
+def huber_gradient(X, y, w, b, delta: float = 1.0):
+    r"""Loss and gradient of linear regression under the Huber loss (robust to outliers).
+
+    .. math:: L = \frac1n \sum_i h_\delta(r_i),\quad r = Xw + b - y,\quad
+              \nabla_w L = \frac1n X^\top \operatorname{clip}(r, -\delta, \delta),\quad
+              \frac{\partial L}{\partial b} = \frac1n \textstyle\sum_i \operatorname{clip}(r_i, -\delta, \delta)
+
+    An outlier pulls on the fit with a force of at most ``delta`` (the MSE's pull grows with
+    the residual).  Shapes as :func:`mse_gradient`.
+    PyTorch: ``F.huber_loss(X @ w + b, y, delta=delta).backward()``.
+    """
+    X, y, w, b = check_linear_args(X, y, w, b)
+    loss, g = huber(X @ w + b, y, delta)   # g = dL/dy_hat = clip(r) / n
+    return loss, X.T @ g, float(g.sum())
+
+
+def ridge_hessian(X, alpha: float) -> np.ndarray:
+    r"""Hessian of the L2-regularised MSE :math:`\frac1n\lVert Xw + b - y\rVert^2 + \alpha\lVert w\rVert^2`.
+
+    .. math:: H = \frac2n A^\top A + 2\alpha\,\mathrm{diag}(1, \dots, 1, 0), \qquad A = [X, \mathbf 1]
+
+    The bias is not penalised (as usual: shifting every target should shift ``b`` freely).
+    Returns ``(d + 1, d + 1)``; constant in ``(w, b)``: the loss is an exact quadratic.
+    """
+    check_positive("alpha", alpha, allow_zero=True)
+    H = mse_hessian(X)
+    d = H.shape[0] - 1
+    H[np.arange(d), np.arange(d)] += 2.0 * alpha
+    return H
+
+
+def newton_step(X, y, w, b, alpha: float = 0.0, lr: float = 1.0):
+    r"""One (damped) Newton step on the L2-regularised MSE, in the parameters ``(w, b)``.
+
+    .. math:: \theta \leftarrow \theta - \eta\, H^{-1} \nabla L(\theta), \quad
+              \nabla_w L = \frac2n X^\top r + 2\alpha w,\quad \frac{\partial L}{\partial b} = \frac2n\textstyle\sum_i r_i
+
+    On a quadratic, ``lr = 1`` lands exactly on the minimiser from any start; ``lr < 1`` goes
+    the fraction ``lr`` of the way along the same line.  Returns ``(w: (d,), b: float)``.
+    """
+    X, y, w, b = check_linear_args(X, y, w, b)
+    _, dw, db = mse_gradient(X, y, w, b)
+    g = np.r_[dw + 2.0 * alpha * w, db]
+    step = np.linalg.solve(ridge_hessian(X, alpha), g)
+    theta = np.r_[w, b] - lr * step
+    return theta[:-1], float(theta[-1])
 
 
 def normal_equations(X, y):

@@ -9,7 +9,7 @@ import pytest
 
 from adversarial import feedback, scores, write
 from course_lib.grade.grader import grade_notebook
-from course_lib.grade.registry import CHAPTER_MODULES, chapter_questions
+from course_lib.grade.registry import CHAPTER_MODULES, chapter_questions, get_question
 from course_lib.grade.sandbox import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,20 @@ def gd_step(params, grads, lr):
     for i in range(len(params)):
         params[i] -= lr * grads[i]
     return params''',
+    ("huber_gradient", "smooth L1"): '''
+def huber_gradient(X, y, w, b, delta):
+    r = X @ w + b - y
+    inside = np.abs(r) < delta
+    loss = np.mean(np.where(inside, 0.5 * r**2 / delta, np.abs(r) - 0.5 * delta))
+    g = np.where(inside, r / delta, np.sign(r)) / len(r)
+    return float(loss), X.T @ g, float(g.sum())''',
+    ("gd_forecast", "rounds down"): '''
+def gd_forecast(X, alpha, tol):
+    n, d = X.shape
+    A = np.hstack([X, np.ones((n, 1))])
+    lam = np.linalg.eigvalsh(2 / n * A.T @ A + 2 * alpha * np.diag([1.0] * d + [0.0]))
+    rho = (lam[-1] - lam[0]) / (lam[-1] + lam[0])
+    return 2 / lam[-1], lam[-1] / lam[0], int(np.log(tol) / np.log(rho**2))''',
 }
 
 
@@ -95,7 +109,7 @@ def test_mistakes_in_the_real_solution_are_named(tmp_path):
     r = grade_notebook(write(nb, tmp_path / "student.ipynb"), limits=LIMITS, seed=5)
     got = scores(r)
     for (name, message), _ in CH1_MISTAKES.items():
-        assert got[name] < 2.0, r
+        assert got[name] < get_question(f"01.{name}").points, r
         assert message in feedback(r, name), feedback(r, name)
 
 
@@ -163,10 +177,11 @@ def sgd_momentum_step(param, grad, momentum_buffer, *, lr, momentum, dampening):
 @pytest.mark.parametrize("chapter", sorted(CH23_MISTAKES))
 def test_chapter_questions_through_the_sandbox(tmp_path, chapter):
     from adversarial import CORRECT_BY_CHAPTER, submission
-    n = len(CORRECT_BY_CHAPTER[chapter])
+    points = {q.func: q.points for q in chapter_questions(chapter)}
+    assert set(CORRECT_BY_CHAPTER[chapter]) == set(points)
     good = grade_notebook(write(submission(chapter=chapter), tmp_path / "good.ipynb"),
                           limits=LIMITS, seed=3)
-    assert good["chapter"] == chapter and good["score"] == good["max_score"] == 2.0 * n, good
+    assert good["chapter"] == chapter and good["score"] == good["max_score"] == sum(points.values()), good
     stub = "def {}(*args, **kwargs):\n    raise NotImplementedError()"
     zero = grade_notebook(write(submission(chapter=chapter, replace={
         f: stub.format(f) for f in CORRECT_BY_CHAPTER[chapter]}), tmp_path / "stub.ipynb"),
@@ -176,8 +191,8 @@ def test_chapter_questions_through_the_sandbox(tmp_path, chapter):
     r = grade_notebook(write(submission(chapter=chapter, replace=wrong), tmp_path / "wrong.ipynb"),
                        limits=LIMITS, seed=3)
     for (name, message) in CH23_MISTAKES[chapter]:
-        assert scores(r)[name] < 2.0 and message in feedback(r, name), feedback(r, name)
-    assert r["score"] == 2.0 * (n - len(wrong)) + sum(scores(r)[k] for k in wrong)
+        assert scores(r)[name] < points[name] and message in feedback(r, name), feedback(r, name)
+    assert r["score"] == sum(p for f, p in points.items() if f not in wrong) + sum(scores(r)[k] for k in wrong)
 
 
 def test_a_buffer_that_aliases_the_gradient_is_caught_through_the_sandbox(tmp_path):
@@ -194,6 +209,6 @@ def sgd_momentum_step(param, grad, momentum_buffer, *, lr, momentum, dampening):
     return momentum_buffer'''
     r = grade_notebook(write(submission(chapter="03_optimizers", replace={"sgd_momentum_step": alias}),
                              tmp_path / "alias.ipynb"), limits=LIMITS, seed=3)
-    assert scores(r)["sgd_momentum_step"] < 2.0
+    assert scores(r)["sgd_momentum_step"] < get_question("03.sgd_momentum_step").points
     assert "gradient array itself" in feedback(r, "sgd_momentum_step"), feedback(r, "sgd_momentum_step")
-    assert scores(r)["adam_step"] == 2.0  # the other questions are unaffected
+    assert scores(r)["adam_step"] == get_question("03.adam_step").points  # the others are unaffected

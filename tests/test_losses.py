@@ -105,3 +105,22 @@ def test_empty_batch_is_an_error_not_nan():
 def test_complex_and_empty_inputs_are_refused(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("delta", [0.3, 1.0, 2.5])
+def test_huber_matches_torch(rng, delta):
+    y_hat, y = rng.normal(size=40) * 2, rng.normal(size=40)  # residuals on both sides of delta
+    loss, grad = losses.huber(y_hat, y, delta)
+    t_loss, t_grad = torch_value_and_grad(lambda t: F.huber_loss(t, torch.tensor(y), delta=delta), y_hat)
+    np.testing.assert_allclose(loss, t_loss, rtol=1e-13)
+    np.testing.assert_allclose(grad, t_grad, rtol=1e-12, atol=1e-15)
+    # smooth_l1 with beta = delta is the same curve divided by delta
+    t_sl1 = F.smooth_l1_loss(torch.tensor(y_hat), torch.tensor(y), beta=delta).item()
+    np.testing.assert_allclose(loss / delta, t_sl1, rtol=1e-12)
+
+
+def test_huber_rejects_bad_delta():
+    with pytest.raises(ValueError, match="delta"):
+        losses.huber(np.zeros(3), np.zeros(3), 0.0)
+    with pytest.raises(TypeError, match="delta"):
+        losses.huber(np.zeros(3), np.zeros(3), "1")

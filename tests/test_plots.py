@@ -41,3 +41,41 @@ def test_show_images_draws_one_panel_per_image_and_hides_spare_axes():
     np.testing.assert_array_equal(with_images[2].get_images()[0].get_array(), images[2])
     assert fig._suptitle.get_text() == "digits"
     plt.close("all")
+
+
+def _dark_pixels(text):
+    fig = plt.figure(figsize=(1, 1), dpi=200)
+    fig.text(0.1, 0.3, text, fontsize=20)
+    fig.canvas.draw()
+    red = np.asarray(fig.canvas.buffer_rgba())[..., 0]
+    plt.close(fig)
+    return int((red < 128).sum())
+
+
+def test_a_superscript_star_is_drawn_as_a_visible_star():
+    # with matplotlib's default math font the star of L^\star was a dot: 15% of the ink of "L"
+    try:
+        plots.use_course_style()
+        star = _dark_pixels(r"$L^\star$") - _dark_pixels(r"$L$")
+        assert star > 0.35 * _dark_pixels(r"$L$")
+    finally:
+        matplotlib.rcdefaults()
+
+
+def test_log_axis_labels_read_as_plain_numbers_inside_a_decade():
+    plots.use_course_style()
+    try:
+        fig, (narrow, wide) = plt.subplots(1, 2)
+        narrow.semilogy([0, 1], [1.05, 1.08])               # less than a decade: only non-decade ticks
+        wide.loglog([1e-6, 1.0], [1e-12, 10.0])
+        fig.canvas.draw()
+        labels = [t.get_text() for t in narrow.yaxis.get_majorticklabels() + narrow.yaxis.get_minorticklabels()
+                  if t.get_text()]
+        assert labels and not any("times" in t for t in labels), labels   # no "1.06 x 10^0"
+        assert r"$\mathdefault{1.06}$" in labels
+        decades = [t.get_text() for t in wide.yaxis.get_majorticklabels() if t.get_text()]
+        assert r"$\mathdefault{10^{-8}}$" in decades                          # decades keep 10^n
+        assert plots.CourseLogFormatter(10)(2e-5) == r"$\mathdefault{2\times10^{-5}}$"  # far from 1: sci
+    finally:
+        plt.close("all")
+        matplotlib.rcdefaults()

@@ -96,3 +96,43 @@ def test_accuracy_refuses_labels_that_would_broadcast():
         R.accuracy(logits, np.array([0, 1, 2, 0, 0, 5]))
     with pytest.raises(ValueError, match="at least one row"):
         R.normal_equations(np.zeros((0, 2)), np.zeros(0))
+
+
+@pytest.mark.parametrize("delta", [0.2, 1.0, 5.0])
+def test_huber_gradient_matches_autograd(rng, delta):
+    X, y, w, b = rng.normal(size=(30, 3)), rng.normal(size=30) * 2, rng.normal(size=3), rng.normal()
+    loss, dw, db = R.huber_gradient(X, y, w, b, delta)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(float(b), dtype=torch.float64, requires_grad=True)
+    t_loss = F.huber_loss(torch.tensor(X) @ tw + tb, torch.tensor(y), delta=delta)
+    t_loss.backward()
+    np.testing.assert_allclose(loss, t_loss.item(), rtol=1e-13)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(db, tb.grad.item(), rtol=1e-11, atol=1e-15)
+
+
+@pytest.mark.parametrize("alpha,lr", [(0.0, 1.0), (0.3, 1.0), (0.1, 0.4)])
+def test_newton_step_uses_torchs_hessian(rng, alpha, lr):
+    """Our ridge Hessian = torch.autograd.functional.hessian; lr = 1 lands on the minimiser."""
+    X, y = rng.normal(size=(25, 3)) * [1.0, 5.0, 0.2], rng.normal(size=25)
+    w, b = rng.normal(size=3), rng.normal()
+    tX, ty = torch.tensor(X), torch.tensor(y)
+
+    def loss(theta):
+        return F.mse_loss(tX @ theta[:-1] + theta[-1], ty) + alpha * (theta[:-1] ** 2).sum()
+
+    theta = torch.tensor(np.r_[w, b], requires_grad=True)
+    H = torch.autograd.functional.hessian(loss, theta).numpy()
+    np.testing.assert_allclose(R.ridge_hessian(X, alpha), H, rtol=1e-12, atol=1e-12)
+    loss(theta).backward()
+    expected = np.r_[w, b] - lr * np.linalg.solve(H, theta.grad.numpy())
+    w1, b1 = R.newton_step(X, y, w, b, alpha, lr)
+    np.testing.assert_allclose(np.r_[w1, b1], expected, rtol=1e-10, atol=1e-12)
+    if lr == 1.0:  # at the minimiser the gradient vanishes
+        _, dw, db = R.mse_gradient(X, y, w1, b1)
+        assert np.abs(np.r_[dw + 2 * alpha * w1, db]).max() < 1e-10
+
+
+def test_ridge_hessian_rejects_negative_alpha():
+    with pytest.raises(ValueError, match="alpha"):
+        R.ridge_hessian(np.zeros((3, 2)), -1.0)

@@ -51,9 +51,17 @@ class Token:
         self.kind, self.value = kind, value
 
 
+def _numpy():
+    import numpy
+    return numpy
+
+
+_NP = None   # frozen numpy namespace in the student's process (see freeze_helpers)
+
+
 def encode(x, depth=0):
     """Plain-data JSON form of ``x``; unknown objects become ``{"bad": description}``."""
-    import numpy as np
+    np = _NP or _numpy()
     t = type(x)
     if x is None or t is bool or t is str:
         return x if t is not str else {"str": x[:10000]}
@@ -82,7 +90,7 @@ def aliased_indices(out, args, depth: int = 0) -> list:
 
     Walks only exact lists, tuples and ndarrays (nothing a hostile object could hook).
     Runs in the student's process (the grader only ever sees copies) and in the grader's."""
-    import numpy as np
+    np = _NP or _numpy()
     found = set()
     if depth > MAX_DEPTH:
         return []
@@ -100,7 +108,7 @@ def decode(obj, tokens=None, depth=0):
     ``tokens(kind, value)`` turns ``rng``/``callback`` tags into objects (child side);
     the grader's side passes ``None`` and so never accepts them.
     """
-    import numpy as np
+    np = _NP or _numpy()
     if depth > MAX_DEPTH + 1:
         raise ValueError("value nested too deeply")
     if obj is None or type(obj) in (bool, int):
@@ -251,6 +259,7 @@ def landlock(read_paths, write_paths, rw_files=(), ro_files=(), list_paths=()):
 class _Context:
     where = "setup"     # "cell N" or "call NAME": what is running now
     violations = []     # import attempts of forbidden modules, reported with each answer
+    importing = 0       # > 0 while an import statement's request is being recorded
 
 
 def _stub_module(name, reason):
@@ -283,9 +292,11 @@ class _StubLoader:
 class ImportGuard:
     """Meta-path finder installed first: decides before any other finder looks."""
 
-    def __init__(self, forbidden, absent):
+    def __init__(self, forbidden, absent, modules=()):
         self.forbidden = forbidden  # module -> reason (stub + reported)
         self.absent = absent        # top-level package -> reason (ImportError)
+        self.modules = set(modules) | set(forbidden)  # every module of the course's package
+        self.roots = {m.split(".")[0] for m in self.modules} or {"course_lib"}
 
     def find_spec(self, name, path=None, target=None):
         top = name.split(".")[0]
@@ -294,9 +305,36 @@ class ImportGuard:
                                       name=name)
         for mod, reason in self.forbidden.items():
             if name == mod or name.startswith(mod + "."):
-                _Context.violations.append({"module": name, "where": _Context.where})
+                if not _Context.importing:  # importlib.import_module & co.: record it here
+                    _Context.violations.append({"module": name, "where": _Context.where})
                 return importlib.machinery.ModuleSpec(name, _StubLoader(reason), is_package=True)
         return None
+
+    def is_forbidden(self, name):
+        return any(name == m or name.startswith(m + ".") for m in self.forbidden)
+
+
+def _recording_import(guard, real_import):
+    """``builtins.__import__`` that records the module an import statement *asks for*
+    (``import course_lib.optim.schedulers`` asks for the schedulers, not for the package
+    ``course_lib.optim`` that Python loads first): the grader then zeroes only the
+    questions that module answers."""
+    def __import__(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and isinstance(name, str) and name.startswith(tuple(guard.roots)):
+            wanted = [name]
+            if fromlist:
+                wanted = [f"{name}.{f}" if f"{name}.{f}" in guard.modules else name
+                          for f in fromlist if isinstance(f, str) and f != "*"] or [name]
+            for w in dict.fromkeys(wanted):
+                if guard.is_forbidden(w):
+                    _Context.violations.append({"module": w, "where": _Context.where})
+            _Context.importing += 1
+            try:
+                return real_import(name, globals, locals, fromlist, level)
+            finally:
+                _Context.importing -= 1
+        return real_import(name, globals, locals, fromlist, level)
+    return __import__
 
 
 # ----------------------------------------------------------------------------------
@@ -341,8 +379,11 @@ def main():
     sys.path[:0] = [cfg["pkg_dir"]]
     sys.path.extend(cfg["site_packages"])
     sys.dont_write_bytecode = True
-    guard = ImportGuard(cfg["forbidden"], cfg["absent"])
+    guard = ImportGuard(cfg["forbidden"], cfg["absent"], cfg.get("modules", ()))
     sys.meta_path.insert(0, guard)
+    import builtins
+    builtins.__import__ = _recording_import(guard, builtins.__import__)
+    _copy_template(cfg.get("template_dir"), cfg["work_dir"])
     abi, ll_error = 0, None
     if cfg["landlock"]:
         try:
@@ -360,15 +401,24 @@ def main():
             return np.random.default_rng(int(value))
         return _callback_proxy(str(value))
 
+    h = freeze_helpers()
+    _send, _recv, _encode, _decode, _aliased = (h["send"], h["recv"], h["encode"], h["decode"],
+                                                h["aliased_indices"])
+    _errors = {n: getattr(builtins, n) for n in ("TypeError", "ValueError", "IndexError",
+                                                 "KeyError", "ZeroDivisionError")}
+
     def _callback_proxy(name):
-        def proxy(*args):
-            # the grader computes the callback in its own process and answers
-            send(wfd, {"op": "callback", "name": name, "args": encode(list(args))})
-            reply = recv(rfd)
+        def proxy(*args, **kwargs):
+            # the grader computes the callback in its own process and answers; it accepts
+            # what the real function accepts (keyword arguments included)
+            _send(wfd, {"op": "callback", "name": name, "args": _encode(list(args)),
+                        "kwargs": [[str(k), _encode([v])] for k, v in kwargs.items()]})
+            reply = _recv(rfd)
             if reply.get("ok"):
-                return decode(reply["value"])
-            raise ValueError(str(reply.get("error", "callback failed")))
-        proxy.__name__ = name
+                return _decode(reply["value"])
+            exc = _errors.get(str(reply.get("type")), ValueError)
+            raise exc(str(reply.get("error", "callback failed")))
+        proxy.__name__ = proxy.__qualname__ = name
         return proxy
 
     def pop_violations():
@@ -378,21 +428,21 @@ def main():
     send(wfd, {"op": "ready", "pid": os.getpid(), "landlock": abi, "landlock_error": ll_error})
     while True:
         try:
-            msg = recv(rfd)
-        except (EOFError, OSError):
+            msg = _recv(rfd)
+        except (EOFError, OSError, ValueError):
             return
         op, mid = msg.get("op"), msg.get("id")
         if op == "exec":
             _Context.where = f"cell {msg['cell']}"
             reply = {"op": "done", "id": mid, "error": None, "interrupted": False}
             try:
-                exec(compile(msg["code"], f"<cell {msg['cell']}>", "exec"), ns)
+                exec(_compile_cell(msg["code"], msg["cell"], cfg["work_dir"]), ns)
             except KeyboardInterrupt:
                 reply["interrupted"] = True
             except BaseException as exc:  # SystemExit included: sys.exit() in a cell ends the cell only
                 reply["error"] = _describe(exc)
             reply["violations"] = pop_violations()
-            send(wfd, reply)
+            _send(wfd, reply)
         elif op == "call":
             _Context.where = f"call {msg['func']}"
             reply = {"op": "result", "id": mid, "ok": False}
@@ -410,8 +460,8 @@ def main():
                     ns[u] = _callback_proxy(u)
                 with np.errstate(all="ignore"):
                     out = fn(*args, **kwargs)
-                reply.update(ok=True, value=encode(out), args_after=encode(args),
-                             aliases=aliased_indices(out, args))
+                reply.update(ok=True, value=_encode(out), args_after=_encode(args),
+                             aliases=_aliased(out, args))
             except KeyboardInterrupt:
                 reply["error"] = "timeout"
             except BaseException as exc:
@@ -419,9 +469,65 @@ def main():
             finally:
                 ns.update(saved)
             reply["violations"] = pop_violations()
-            send(wfd, reply)
+            _send(wfd, reply)
         elif op == "quit":
             return
+
+
+def freeze_helpers():
+    """Copies of the wire and aliasing helpers that later patches cannot reach.
+
+    Student code runs in this process and could patch ``__main__.encode``, numpy's
+    ``shares_memory``, ``base64``, ``json`` or ``os.write`` to report "no argument
+    modified" or "no aliasing".  The copies made here, before any student code, look all
+    of these up in a private snapshot of this module's globals, in which numpy, base64,
+    json, os and struct are replaced by namespaces holding the original functions.  Code
+    that digs into this frame or these closures (``sys._getframe``, ``gc``, ``ctypes``)
+    can still forge those two reports (never the returned values): see the instructor guide.
+    """
+    import base64 as b64
+    import types
+
+    import numpy
+    frozen = dict(globals())
+    frozen["_NP"] = types.SimpleNamespace(
+        ndarray=numpy.ndarray, generic=numpy.generic, asarray=numpy.asarray, dtype=numpy.dtype,
+        ascontiguousarray=numpy.ascontiguousarray, frombuffer=numpy.frombuffer,
+        shares_memory=numpy.shares_memory)
+    frozen["base64"] = types.SimpleNamespace(b64encode=b64.b64encode, b64decode=b64.b64decode)
+    frozen["json"] = types.SimpleNamespace(dumps=json.dumps, loads=json.loads)
+    frozen["os"] = types.SimpleNamespace(write=os.write, read=os.read)
+    frozen["struct"] = types.SimpleNamespace(pack=struct.pack, unpack=struct.unpack)
+    out = {}
+    for name in ("encode", "decode", "aliased_indices", "send", "recv", "_read_exact"):
+        f = globals()[name]
+        out[name] = frozen[name] = types.FunctionType(f.__code__, frozen, name, f.__defaults__)
+    return out
+
+
+def _copy_template(template, work):
+    """Files every kernel starts with (matplotlib's font cache) into its working directory."""
+    import shutil
+    if template and os.path.isdir(template):
+        try:
+            shutil.copytree(template, work, dirs_exist_ok=True)
+        except OSError:
+            pass
+
+
+def _compile_cell(code, index, work):
+    """Compile a cell from a real file (``work/.cells/cell_N.py``), as IPython does, so
+    ``inspect.getsource`` and numba's ``@njit(cache=True)`` find the source."""
+    path = os.path.join(work, ".cells", f"cell_{int(index)}.py")
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(code)
+    except OSError:  # the disk is full: run it anyway
+        path = f"<cell {int(index)}>"
+    import linecache
+    linecache.cache[path] = (len(code), None, code.splitlines(True), path)
+    return compile(code, path, "exec")
 
 
 def _describe(exc):

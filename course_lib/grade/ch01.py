@@ -80,7 +80,7 @@ def _mse_articles(X, y, w, b):
 
 MSE_GRADIENT = Question(
     id="01.mse_gradient", func="mse_gradient", reference=regression.mse_gradient,
-    make_cases=mse_cases, output_names=("loss", "dw", "db"),
+    make_cases=mse_cases, output_names=("loss", "dw", "db"), points=1.0,
     reference_modules=("course_lib.regression", "course_lib.kernels.linear_grad"),
     mistakes=(
         Mistake("sum", "your loss and gradients are sums over the rows, not means: divide by n",
@@ -139,7 +139,7 @@ def _gd_step_only(params, grads, lr):
 
 GD_STEP = Question(
     id="01.gd_step", func="gd_step", reference=gd.gd_step,
-    make_cases=gd_step_cases, output_names="new params",
+    make_cases=gd_step_cases, output_names="new params", points=1.0,
     # chapter 3's optimizers make the same step (SGD without momentum)
     reference_modules=("course_lib.gd", "course_lib.optim.functional", "course_lib.kernels.optim"),
     mistakes=(
@@ -198,6 +198,18 @@ def _sgd_generic(grad_fn, params, X, y, lr, batch_size, rng, *, shuffle=True, dr
     return params, losses_
 
 
+def _sgd_choice(grad_fn, params, X, y, lr, batch_size, rng):
+    # each batch drawn with rng.choice: rows repeat, others are never visited
+    n = X.shape[0]
+    losses_ = []
+    for s, e in _batches(n, batch_size):
+        idx = rng.choice(n, size=e - s)
+        loss, grads = grad_fn(params, X[idx], y[idx])
+        params = gd.gd_step(params, grads, lr)
+        losses_.append(loss)
+    return params, losses_
+
+
 def _sgd_no_shuffle(*a):
     return _sgd_generic(*a, shuffle=False)
 
@@ -220,7 +232,7 @@ def _sgd_y_unshuffled(*a):
 
 SGD_EPOCH = Question(
     id="01.sgd_epoch", func="sgd_epoch", reference=gd.sgd_epoch,
-    make_cases=sgd_cases, output_names=("params", "losses"),
+    make_cases=sgd_cases, output_names=("params", "losses"), points=1.0,
     callbacks={"linear_mse": gd.linear_grad_fn},
     uses={"gd_step": gd.gd_step},
     reference_modules=("course_lib.gd", "course_lib.kernels.linear_grad"),
@@ -235,6 +247,9 @@ SGD_EPOCH = Question(
                 "ceil(n / batch_size) steps", _sgd_one_step),
         Mistake("y_unshuffled", "you shuffle X but not y: index both with the same permutation, "
                 "X[idx] and y[idx]", _sgd_y_unshuffled),
+        Mistake("choice", "you draw each batch with rng.choice: that samples rows with replacement, "
+                "so some rows repeat and others are never visited; one epoch is one permutation, "
+                "order = rng.permutation(n), cut into consecutive batches", _sgd_choice),
     ),
 )
 
@@ -303,7 +318,7 @@ def _ce_wrong_axis(logits, y):
 SOFTMAX_CE = Question(
     id="01.softmax_cross_entropy", func="softmax_cross_entropy",
     reference=losses.softmax_cross_entropy,
-    make_cases=ce_cases, output_names=("loss", "dlogits"),
+    make_cases=ce_cases, output_names=("loss", "dlogits"), points=1.0,
     reference_modules=("course_lib.losses", "course_lib.regression", "course_lib.kernels.linear_grad",
                        "course_lib.kernels.softmax_ce"),
     mistakes=(
@@ -319,4 +334,258 @@ SOFTMAX_CE = Question(
     ),
 )
 
-QUESTIONS = (MSE_GRADIENT, GD_STEP, SGD_EPOCH, SOFTMAX_CE)
+
+# ==================================================================================
+# Tasks the lecture does not solve: a loss it does not derive (Huber), a forecast
+# checked against a measurement (the stability bound, the condition number and the
+# number of steps, for the L2-regularised loss), and one Newton step.
+# ==================================================================================
+
+
+# ----------------------------------------------------------------------------------
+# 01.huber_gradient(X, y, w, b, delta) -> (loss, dw, db)
+
+
+def _huber_data(rng, n, d, *, outliers=0, scale=1.0):
+    X, y, w, b = _rand_linear(rng, n, d, scale)
+    if outliers:
+        y[rng.choice(n, size=outliers, replace=False)] += 20.0 * rng.choice([-1.0, 1.0], size=outliers)
+    return X, y, w, b
+
+
+def huber_cases(rng):
+    n, d = int(rng.integers(10, 40)), int(rng.integers(2, 6))
+    return [
+        Case(f"random data with outliers, n={n}, d={d}, delta=0.5",
+             _huber_data(rng, n, d, outliers=3) + (0.5,)),
+        Case("delta between 1.2 and 2.5", _huber_data(rng, int(rng.integers(10, 30)), 2, outliers=2)
+             + (float(rng.uniform(1.2, 2.5)),)),
+        Case("every residual inside delta (the quadratic zone)",
+             _huber_data(rng, int(rng.integers(5, 20)), 3) + (1000.0,)),
+        Case("every residual outside delta (the linear zone)",
+             _huber_data(rng, int(rng.integers(5, 20)), 3, scale=10.0) + (1e-3,)),
+        Case("a single row", _huber_data(rng, 1, 4) + (0.7,)),
+    ]
+
+
+def _huber_generic(X, y, w, b, delta, *, clip=True, sign_only=False, no_half=False, no_offset=False,
+                   scale=1.0, total=False, flip=False):
+    n = len(y)
+    r = X @ w + b - y
+    a = np.abs(r)
+    inside = a <= delta
+    quad = r * r if no_half else 0.5 * r * r
+    lin = delta * a if no_offset else delta * (a - 0.5 * delta)
+    loss = float(np.sum(np.where(inside, quad, lin))) / (1 if total else n) * scale
+    if sign_only:
+        g = delta * np.sign(r)
+    elif no_half:
+        g = np.where(inside, 2.0 * r, delta * np.sign(r))
+    else:
+        g = np.clip(r, -delta, delta) if clip else r
+    if flip:
+        g = -g
+    g = g / (1 if total else n) * scale
+    return loss, X.T @ g, float(g.sum())
+
+
+def _huber_mistake(**flags):
+    def impl(X, y, w, b, delta):
+        return _huber_generic(X, y, w, b, delta, **flags)
+    return impl
+
+
+def _huber_smooth_l1(X, y, w, b, delta):
+    return _huber_generic(X, y, w, b, delta, scale=1.0 / delta)
+
+
+HUBER_GRADIENT = Question(
+    id="01.huber_gradient", func="huber_gradient", reference=regression.huber_gradient,
+    make_cases=huber_cases, output_names=("loss", "dw", "db"), points=3.0,
+    reference_modules=("course_lib.regression", "course_lib.losses"),
+    mistakes=(
+        Mistake("unclipped", "your gradient uses the raw residual r: the Huber loss is linear "
+                "beyond delta, so its derivative there is delta * sign(r); dL/dr = clip(r, -delta, "
+                "delta) / n", _huber_mistake(clip=False)),
+        Mistake("sign_only", "your gradient is delta * sign(r) everywhere: inside |r| <= delta the "
+                "loss is r**2 / 2, whose derivative is r itself", _huber_mistake(sign_only=True)),
+        Mistake("no_half", "your quadratic part is r**2 without the 1/2: the Huber loss is r**2 / 2 "
+                "inside delta (that is what makes its slope continuous at |r| = delta)",
+                _huber_mistake(no_half=True)),
+        Mistake("no_offset", "your linear part is delta * |r|: it needs - delta**2 / 2 so that the "
+                "two pieces meet at |r| = delta", _huber_mistake(no_offset=True)),
+        Mistake("smooth_l1", "you computed smooth L1 (the Huber loss divided by delta, PyTorch's "
+                "F.smooth_l1_loss with beta=delta): this exercise is F.huber_loss",
+                _huber_smooth_l1),
+        Mistake("sum", "you sum over the rows instead of averaging: loss and gradients need 1/n",
+                _huber_mistake(total=True)),
+        Mistake("sign", "your gradients have the wrong sign: with r = Xw + b - y (prediction minus "
+                "target), dw = X.T @ clip(r, -delta, delta) / n", _huber_mistake(flip=True)),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# 01.gd_forecast(X, alpha, tol) -> (lr_max, kappa, steps)
+
+
+def gd_forecast(X, alpha, tol):
+    r"""What full-batch gradient descent on the L2-regularised MSE will do, predicted from ``X``.
+
+    ``L = mean((Xw + b - y)**2) + alpha * ||w||**2`` (bias not penalised) has the constant
+    Hessian :func:`course_lib.regression.ridge_hessian`, eigenvalues
+    :math:`\lambda_{\min} \le \dots \le \lambda_{\max}`.  Returns
+
+    - ``lr_max = 2 / lambda_max``: the largest stable learning rate;
+    - ``kappa = lambda_max / lambda_min``: the condition number;
+    - ``steps``: the fewest steps at the best constant rate ``2 / (lambda_min + lambda_max)``
+      that shrink the loss gap ``L - L*`` by ``tol`` from any start: the smallest integer
+      ``k`` with :math:`\rho^{2k} \le \mathrm{tol}`, :math:`\rho = (\kappa - 1)/(\kappa + 1)`.
+    """
+    lam = np.linalg.eigvalsh(regression.ridge_hessian(X, alpha))
+    kappa = float(lam[-1] / lam[0])
+    rho = (kappa - 1.0) / (kappa + 1.0)
+    return 2.0 / float(lam[-1]), kappa, int(np.ceil(np.log(tol) / (2.0 * np.log(rho))))
+
+
+def _scaled(rng, n, scales):
+    return rng.standard_normal((n, len(scales))) * np.asarray(scales) + rng.uniform(-3, 3, len(scales))
+
+
+def forecast_cases(rng):
+    d = int(rng.integers(2, 5))
+    scales = np.geomspace(0.2, 5.0, d) * rng.uniform(0.8, 1.25, d)
+    Z = rng.standard_normal((int(rng.integers(30, 80)), 3))
+    return [
+        Case(f"features of different scales, d={d}, alpha=0.1",
+             (_scaled(rng, int(rng.integers(30, 80)), scales), 0.1, 1e-6)),
+        Case("alpha = 0 (the plain MSE)", (_scaled(rng, int(rng.integers(30, 80)), [0.5, 3.0]), 0.0, 1e-3)),
+        Case("one feature", (_scaled(rng, int(rng.integers(20, 60)), [2.0]), float(rng.uniform(0.01, 0.1)),
+                             1e-4)),
+        Case("strong regularisation, alpha=5", (_scaled(rng, 40, [1.0, 10.0, 0.1]), 5.0, 1e-6)),
+        Case("standardised features", ((Z - Z.mean(axis=0)) / Z.std(axis=0), 0.01, 1e-8)),
+    ]
+
+
+def _forecast_generic(X, alpha, tol, *, bias_column=True, penalise_bias=False, use_alpha=True,
+                      two=2.0, half_hessian=False, kappa_sqrt=False, rho_squared=True, rounding=np.ceil):
+    n = X.shape[0]
+    A = np.hstack([X, np.ones((n, 1))]) if bias_column else X
+    H = (2.0 / n) * (A.T @ A)
+    diag = np.ones(H.shape[0])
+    if bias_column and not penalise_bias:
+        diag[-1] = 0.0
+    if use_alpha:
+        H = H + 2.0 * alpha * np.diag(diag)
+    if half_hessian:
+        H = H / 2.0
+    lam = np.linalg.eigvalsh(H)
+    kappa = float(lam[-1] / lam[0])
+    if kappa_sqrt:
+        kappa = float(np.sqrt(kappa))
+    rho = (kappa - 1.0) / (kappa + 1.0)
+    power = 2.0 if rho_squared else 1.0
+    return two / float(lam[-1]), kappa, int(rounding(np.log(tol) / (power * np.log(rho))))
+
+
+def _forecast_mistake(**flags):
+    def impl(X, alpha, tol):
+        return _forecast_generic(X, alpha, tol, **flags)
+    return impl
+
+
+GD_FORECAST = Question(
+    id="01.gd_forecast", func="gd_forecast", reference=gd_forecast,
+    make_cases=forecast_cases, output_names=("lr_max", "kappa", "steps"), points=3.0,
+    rtol=1e-6, atol=0.0,
+    reference_modules=("course_lib.regression",),
+    mistakes=(
+        Mistake("no_bias_column", "your Hessian forgets the bias: the parameters are (w, b), so "
+                "H = (2/n) A.T @ A + 2 alpha diag(1, ..., 1, 0) with A = [X, 1] (a column of ones)",
+                _forecast_mistake(bias_column=False)),
+        Mistake("bias_penalised", "you add 2 alpha to the bias's diagonal entry too: the penalty is "
+                "alpha * ||w||**2, the bias is not penalised (diag(1, ..., 1, 0))",
+                _forecast_mistake(penalise_bias=True)),
+        Mistake("no_alpha", "your Hessian ignores the penalty: alpha * ||w||**2 adds 2 alpha to "
+                "each w entry of the diagonal", _forecast_mistake(use_alpha=False)),
+        Mistake("lr_one_over", "your lr_max is 1 / lambda_max: that is where the zig-zag starts; "
+                "divergence starts at 2 / lambda_max", _forecast_mistake(two=1.0)),
+        Mistake("hessian_half", "your Hessian misses the factor 2 (of the square and of alpha): "
+                "H = (2/n) A.T @ A + 2 alpha D, so your lr_max is twice too large",
+                _forecast_mistake(half_hessian=True)),
+        Mistake("kappa_of_A", "your kappa is the condition number of A (singular values), the "
+                "square root of the Hessian's lambda_max / lambda_min", _forecast_mistake(kappa_sqrt=True)),
+        Mistake("rate_not_squared", "your step count uses rho per step for the loss gap: the error "
+                "shrinks by rho, the loss gap (quadratic in the error) by rho**2",
+                _forecast_mistake(rho_squared=False)),
+        Mistake("floor", "your step count rounds down: steps is the smallest integer k with "
+                "rho**(2k) <= tol, so round up (ceil)", _forecast_mistake(rounding=np.floor)),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# 01.newton_step(X, y, w, b, alpha, lr) -> (w, b)
+
+
+def newton_cases(rng):
+    def case(name, n, d, alpha, lr, scale=1.0):
+        X, y, w, b = _rand_linear(rng, n, d)
+        return Case(name, (X * scale, y, w, b, alpha, lr))
+    n, d = int(rng.integers(10, 40)), int(rng.integers(2, 6))
+    return [
+        case(f"random data, n={n}, d={d}, a damped step", n, d, float(rng.uniform(0.05, 1.0)),
+             float(rng.uniform(0.3, 0.8))),
+        case("a full step (lr = 1)", int(rng.integers(10, 30)), 3, float(rng.uniform(0.05, 1.0)), 1.0),
+        case("alpha = 0 (the plain MSE)", int(rng.integers(10, 30)), 2, 0.0, 0.5),
+        case("more features than rows (alpha makes H invertible)", 3, 6, 0.5, 0.6),
+        case("features of scale 10", int(rng.integers(10, 30)), 2, 0.2, 0.7, scale=10.0),
+    ]
+
+
+def _newton_generic(X, y, w, b, alpha, lr, *, penalise_bias=False, half_hessian=False, sign=-1.0,
+                    hessian_alpha=True, half_penalty=False, ignore_lr=False, step_only=False):
+    n, d = X.shape
+    A = np.hstack([X, np.ones((n, 1))])
+    r = A @ np.r_[w, b] - y
+    c = 1.0 if half_penalty else 2.0
+    diag = np.r_[np.ones(d), 1.0 if penalise_bias else 0.0]
+    theta = np.r_[w, b]
+    g = (2.0 / n) * (A.T @ r) + c * alpha * diag * theta
+    H = (2.0 / n) * (A.T @ A) + (c * alpha * np.diag(diag) if hessian_alpha else 0.0)
+    if half_hessian:
+        H = H / 2.0
+    step = (1.0 if ignore_lr else lr) * np.linalg.solve(H, g)
+    new = step if step_only else theta + sign * step
+    return new[:-1], float(new[-1])
+
+
+def _newton_mistake(**flags):
+    def impl(X, y, w, b, alpha, lr):
+        return _newton_generic(X, y, w, b, alpha, lr, **flags)
+    return impl
+
+
+NEWTON_STEP = Question(
+    id="01.newton_step", func="newton_step", reference=regression.newton_step,
+    make_cases=newton_cases, output_names=("w", "b"), points=3.0,
+    reference_modules=("course_lib.regression",),
+    mistakes=(
+        Mistake("bias_penalised", "you penalise the bias: the penalty is alpha * ||w||**2, so neither "
+                "the gradient nor the Hessian gets an alpha term for b", _newton_mistake(penalise_bias=True)),
+        Mistake("hessian_half", "your Hessian misses its factor 2: H = (2/n) A.T @ A + 2 alpha D, "
+                "so your step is twice too long", _newton_mistake(half_hessian=True)),
+        Mistake("plus", "you step uphill: theta_new = theta - lr * H^-1 grad (minus)",
+                _newton_mistake(sign=1.0)),
+        Mistake("no_alpha_in_hessian", "your Hessian ignores the penalty: alpha * ||w||**2 adds "
+                "2 alpha to the w entries of its diagonal", _newton_mistake(hessian_alpha=False)),
+        Mistake("half_penalty", "your penalty is (alpha / 2) ||w||**2 (gradient alpha * w): here it "
+                "is alpha * ||w||**2, gradient 2 alpha w, Hessian 2 alpha", _newton_mistake(half_penalty=True)),
+        Mistake("ignores_lr", "you return the minimiser (a full step) whatever lr is: the damped step "
+                "goes only the fraction lr of the way, theta - lr * H^-1 grad", _newton_mistake(ignore_lr=True)),
+        Mistake("step_only", "you return the step lr * H^-1 grad instead of the new parameters",
+                _newton_mistake(step_only=True)),
+    ),
+)
+
+QUESTIONS = (MSE_GRADIENT, GD_STEP, SGD_EPOCH, SOFTMAX_CE, HUBER_GRADIENT, NEWTON_STEP, GD_FORECAST)

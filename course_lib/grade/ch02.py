@@ -18,7 +18,8 @@ import dataclasses
 
 import numpy as np
 
-from .. import gradcheck, nn
+from .. import gradcheck, losses, nn
+from ..nn import functional as NF
 from .ch01 import SOFTMAX_CE
 from .spec import Bad, Callback, Case, Mistake, Question
 
@@ -67,7 +68,7 @@ def _lf_transposed_out(x, W, b):
 
 LINEAR_FORWARD = Question(
     id="02.linear_forward", func="linear_forward", reference=nn.linear_forward,
-    make_cases=linear_forward_cases, output_names="out", project=first_of_pair,
+    make_cases=linear_forward_cases, output_names="out", project=first_of_pair, points=1.0,
     # regression.linear_forward is one output unit of it
     reference_modules=("course_lib.nn", "course_lib.kernels.dense", "course_lib.regression"),
     mistakes=(
@@ -112,6 +113,11 @@ def _lb_dx_wrong(dout, cache):
     return dout @ W.T, dout.T @ x, dout.sum(axis=0)
 
 
+def _lb_db_total(dout, cache):
+    x, W, b = cache
+    return dout @ W, dout.T @ x, dout.sum()
+
+
 def _lb_db_axis(dout, cache):
     x, W, b = cache
     return dout @ W, dout.T @ x, dout.sum(axis=1)
@@ -119,7 +125,7 @@ def _lb_db_axis(dout, cache):
 
 LINEAR_BACKWARD = Question(
     id="02.linear_backward", func="linear_backward", reference=nn.linear_backward,
-    make_cases=linear_backward_cases, output_names=("dx", "dW", "db"),
+    make_cases=linear_backward_cases, output_names=("dx", "dW", "db"), points=1.0,
     reference_modules=("course_lib.nn", "course_lib.kernels.dense"),
     mistakes=(
         Mistake("db_mean", "your db is averaged over the batch: b is added to every row, so "
@@ -130,6 +136,8 @@ LINEAR_BACKWARD = Question(
                 _lb_dx_wrong),
         Mistake("db_axis", "you sum db over the wrong axis: sum over the batch (axis=0), "
                 "one entry per output unit", _lb_db_axis),
+        Mistake("db_total", "your db is dout.sum(), one number: b has one entry per output unit, "
+                "db = dout.sum(axis=0)", _lb_db_total),
     ),
 )
 
@@ -155,6 +163,10 @@ def _relu_ge(dout, x):
     return dout * (x >= 0)
 
 
+def _relu_half(dout, x):
+    return dout * np.where(x > 0, 1.0, np.where(x == 0, 0.5, 0.0))
+
+
 def _relu_dout_mask(dout, x):
     return dout * (dout > 0)
 
@@ -174,11 +186,13 @@ def _relu_inplace(dout, x):
 
 RELU_BACKWARD = Question(
     id="02.relu_backward", func="relu_backward", reference=nn.relu_backward,
-    make_cases=relu_cases, output_names="dx",
+    make_cases=relu_cases, output_names="dx", points=1.0,
     reference_modules=("course_lib.nn", "course_lib.kernels.activations"),
     mistakes=(
         Mistake("ge_zero", "your ReLU gradient passes through at x == 0: use x > 0 (the "
                 "derivative at the kink is taken as 0, as in PyTorch)", _relu_ge),
+        Mistake("half_at_kink", "your ReLU gradient is 0.5 at x == 0 (a subgradient, but not the "
+                "convention): PyTorch, and this course, take 0 there", _relu_half),
         Mistake("dout_mask", "you mask with the upstream gradient (dout > 0): the mask comes from "
                 "the ReLU's input, dx = dout * (x > 0)", _relu_dout_mask),
         Mistake("mask_only", "you return the mask (x > 0) alone: multiply it by dout (chain rule)",
@@ -295,7 +309,7 @@ def _ng_rows(f, x, h):
 
 NUMERICAL_GRADIENT = Question(
     id="02.numerical_gradient", func="numerical_gradient", reference=gradcheck.numerical_gradient,
-    make_cases=numgrad_cases, output_names="grad", rtol=1e-6, atol=1e-8,
+    make_cases=numgrad_cases, output_names="grad", rtol=1e-6, atol=1e-8, points=1.0,
     callbacks={"smooth": smooth},
     reference_modules=("course_lib.gradcheck",),
     mistakes=(
@@ -314,4 +328,244 @@ NUMERICAL_GRADIENT = Question(
     ),
 )
 
-QUESTIONS = (LINEAR_FORWARD, LINEAR_BACKWARD, RELU_BACKWARD, SOFTMAX_CE_2, NUMERICAL_GRADIENT)
+
+# ==================================================================================
+# Tasks the lecture does not solve: the backward pass of an activation it does not
+# derive (SiLU), a graph where one value feeds two branches (a residual block), and a
+# backward pass with planted bugs to find with the gradient checker and fix.
+# ==================================================================================
+
+
+# ----------------------------------------------------------------------------------
+# 02.silu_backward(dout, cache) -> dx, cache = x
+
+
+def silu_cases(rng):
+    def case(name, x):
+        return Case(name, (rng.standard_normal(x.shape), x))
+    return [
+        case("a batch of activations", rng.standard_normal((int(rng.integers(3, 9)), int(rng.integers(2, 7)))) * 2),
+        case("a vector", rng.standard_normal(int(rng.integers(5, 15))) * 3),
+        case("large |x| (where the sigmoid saturates)", np.array([-30.0, -8.0, -2.5, 0.0, 2.5, 8.0, 30.0])),
+        case("exact zeros and small values", np.array([[0.0, 1e-3, -1e-3], [0.5, -0.5, 0.0]])),
+    ]
+
+
+def _sig(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _silu_sigmoid_only(dout, x):
+    return dout * _sig(x)
+
+
+def _silu_sigmoid_derivative(dout, x):
+    s = _sig(x)
+    return dout * s * (1 - s)
+
+
+def _silu_second_term_only(dout, x):
+    s = _sig(x)
+    return dout * x * s * (1 - s)
+
+
+def _silu_x_times(dout, x):
+    s = _sig(x)
+    return dout * s * (1 + x * s)
+
+
+def _silu_no_dout(dout, x):
+    s = _sig(x)
+    return s * (1 + x * (1 - s))
+
+
+SILU_BACKWARD = Question(
+    id="02.silu_backward", func="silu_backward", reference=NF.silu_backward,
+    make_cases=silu_cases, output_names="dx", points=3.0,
+    reference_modules=("course_lib.nn", "course_lib.nn.functional"),
+    mistakes=(
+        Mistake("sigmoid_only", "your derivative is sigmoid(x): silu(x) = x * sigmoid(x) is a product, "
+                "so the product rule gives sigmoid(x) + x * sigmoid'(x)", _silu_sigmoid_only),
+        Mistake("sigmoid_derivative", "your derivative is sigmoid's, s * (1 - s): silu multiplies the "
+                "sigmoid by x, d/dx [x s(x)] = s + x s (1 - s)", _silu_sigmoid_derivative),
+        Mistake("second_term_only", "you kept only x * sigmoid'(x): the product rule has two terms, "
+                "sigmoid(x) * 1 + x * sigmoid'(x)", _silu_second_term_only),
+        Mistake("wrong_sigmoid_derivative", "your sigmoid'(x) is s * s: it is s * (1 - s), so "
+                "dx = dout * s * (1 + x * (1 - s))", _silu_x_times),
+        Mistake("no_dout", "you return the local derivative alone: multiply it by dout (chain rule)",
+                _silu_no_dout),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# 02.residual_backward(dout, cache) -> (dx, dW, db) for out = x + relu(x @ W.T + b)
+
+
+def residual_forward(x, W, b):
+    """``out = x + relu(x @ W.T + b)``: a residual block; ``x`` feeds the skip and the layer."""
+    z, _ = nn.linear_forward(x, W, b)
+    return x + np.maximum(z, 0), (x, W, b)
+
+
+def residual_backward(dout, cache):
+    """Reference: the two paths' gradients add at the fan-out (``dx = dout + dx_branch``)."""
+    x, W, b = cache
+    z, lin_cache = nn.linear_forward(x, W, b)
+    dz = nn.relu_backward(dout, z)
+    dx_branch, dW, db = nn.linear_backward(dz, lin_cache)
+    return dout + dx_branch, dW, db
+
+
+def residual_cases(rng):
+    def case(name, n, d):
+        x = rng.standard_normal((n, d))
+        W = rng.standard_normal((d, d)) / np.sqrt(d)
+        b = rng.standard_normal(d) * 0.5
+        return Case(name, (rng.standard_normal((n, d)), (x, W, b)))
+    n, d = int(rng.integers(3, 10)), int(rng.integers(2, 6))
+    return [
+        case(f"a batch, n={n}, width {d}", n, d),
+        case("a single row", 1, 4),
+        case("width 1", int(rng.integers(3, 8)), 1),
+        case("a wider block", int(rng.integers(3, 8)), 7),
+    ]
+
+
+def _res_parts(dout, cache, *, mask="z"):
+    x, W, b = cache
+    z = x @ W.T + b
+    out = x + np.maximum(z, 0)
+    m = {"z": z > 0, "out": out > 0, "x": x > 0, "none": np.ones_like(z, bool)}[mask]
+    dz = dout * m
+    return x, W, dz
+
+
+def _res_no_skip(dout, cache):
+    x, W, dz = _res_parts(dout, cache)
+    return dz @ W, dz.T @ x, dz.sum(axis=0)
+
+
+def _res_skip_only(dout, cache):
+    x, W, dz = _res_parts(dout, cache)
+    return dout.copy(), dz.T @ x, dz.sum(axis=0)
+
+
+def _res_mask_out(dout, cache):
+    x, W, dz = _res_parts(dout, cache, mask="out")
+    return dout + dz @ W, dz.T @ x, dz.sum(axis=0)
+
+
+def _res_no_relu(dout, cache):
+    x, W, dz = _res_parts(dout, cache, mask="none")
+    return dout + dz @ W, dz.T @ x, dz.sum(axis=0)
+
+
+def _res_skip_masked(dout, cache):
+    x, W, dz = _res_parts(dout, cache)
+    return dz + dz @ W, dz.T @ x, dz.sum(axis=0)
+
+
+RESIDUAL_BACKWARD = Question(
+    id="02.residual_backward", func="residual_backward", reference=residual_backward,
+    make_cases=residual_cases, output_names=("dx", "dW", "db"), points=3.0,
+    reference_modules=("course_lib.nn", "course_lib.nn.functional", "course_lib.kernels.dense"),
+    mistakes=(
+        Mistake("no_skip", "your dx misses the skip connection: x reaches out along two paths, and "
+                "the gradients of the two paths add, dx = dout + (dout * mask) @ W", _res_no_skip),
+        Mistake("skip_only", "your dx is only the skip connection's dout: the layer's path adds "
+                "(dout * (z > 0)) @ W", _res_skip_only),
+        Mistake("mask_from_output", "your ReLU mask comes from the block's output: it comes from the "
+                "ReLU's input z = x @ W.T + b", _res_mask_out),
+        Mistake("no_relu", "you skipped the ReLU's backward: multiply dout by the mask (z > 0) before "
+                "the linear layer's backward", _res_no_relu),
+        Mistake("skip_masked", "you sent the skip connection through the ReLU mask: the identity path "
+                "passes dout unchanged", _res_skip_masked),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# 02.mlp_gradients(W1, b1, W2, b2, X, y) -> (loss, dW1, db1, dW2, db2): the planted bugs fixed
+
+
+def mlp_gradients(W1, b1, W2, b2, X, y):
+    """Reference: a one-hidden-layer tanh network with softmax cross-entropy, from the library."""
+    z1, c1 = nn.linear_forward(X, W1, b1)
+    h, ct = nn.tanh_forward(z1)
+    logits, c2 = nn.linear_forward(h, W2, b2)
+    loss, dlogits = losses.softmax_cross_entropy(logits, y)
+    dh, dW2, db2 = nn.linear_backward(dlogits, c2)
+    dz1 = nn.tanh_backward(dh, ct)
+    _, dW1, db1 = nn.linear_backward(dz1, c1)
+    return loss, dW1, db1, dW2, db2
+
+
+def _mlp_generic(W1, b1, W2, b2, X, y, *, bug_tanh=False, bug_db2=False):
+    n = X.shape[0]
+    z1 = X @ W1.T + b1
+    h = np.tanh(z1)
+    logits = h @ W2.T + b2
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    loss = -float(np.mean(logp[np.arange(n), y]))
+    dlogits = np.exp(logp)
+    dlogits[np.arange(n), y] -= 1
+    dlogits /= n
+    dW2 = dlogits.T @ h
+    db2 = dlogits.mean(axis=0) if bug_db2 else dlogits.sum(axis=0)
+    dh = dlogits @ W2
+    dz1 = dh * (1 - z1 ** 2) if bug_tanh else dh * (1 - h ** 2)
+    return loss, dz1.T @ X, dz1.sum(axis=0), dW2, db2
+
+
+def buggy_mlp_gradients(W1, b1, W2, b2, X, y):
+    """The exercise's function as handed out: two planted bugs."""
+    return _mlp_generic(W1, b1, W2, b2, X, y, bug_tanh=True, bug_db2=True)
+
+
+def _mlp_only_db2_fixed(W1, b1, W2, b2, X, y):
+    return _mlp_generic(W1, b1, W2, b2, X, y, bug_tanh=True)
+
+
+def _mlp_only_tanh_fixed(W1, b1, W2, b2, X, y):
+    return _mlp_generic(W1, b1, W2, b2, X, y, bug_db2=True)
+
+
+def mlp_cases(rng):
+    def case(name, n, d, hdim, C, scale=1.0):
+        X = rng.standard_normal((n, d))
+        W1 = rng.standard_normal((hdim, d)) * scale / np.sqrt(d)
+        b1 = rng.standard_normal(hdim) * 0.5
+        W2 = rng.standard_normal((C, hdim)) / np.sqrt(hdim)
+        b2 = rng.standard_normal(C) * 0.5
+        return Case(name, (W1, b1, W2, b2, X, rng.integers(0, C, n).astype(np.int64)))
+    n = int(rng.integers(4, 16))
+    return [
+        case(f"a batch of {n}, 4 -> 5 -> 3", n, 4, 5, 3),
+        case("a single example", 1, 3, 4, 2),
+        case("saturated hidden units (large weights)", int(rng.integers(4, 10)), 3, 6, 4, scale=4.0),
+        case("digits-sized input, 64 -> 8 -> 10", int(rng.integers(5, 12)), 64, 8, 10),
+    ]
+
+
+MLP_GRADIENTS = Question(
+    id="02.mlp_gradients", func="mlp_gradients", reference=mlp_gradients,
+    make_cases=mlp_cases, output_names=("loss", "dW1", "db1", "dW2", "db2"), points=3.0,
+    reference_modules=("course_lib.nn", "course_lib.nn.functional", "course_lib.losses",
+                       "course_lib.kernels.dense", "course_lib.kernels.activations",
+                       "course_lib.kernels.softmax_ce"),
+    mistakes=(
+        Mistake("unchanged", "your mlp_gradients still has both planted bugs: run the gradient "
+                "checker on each parameter, the ones whose relative error is far above 1e-7 are wrong",
+                buggy_mlp_gradients),
+        Mistake("tanh_bug_left", "you fixed db2 but not dW1 and db1: tanh's derivative is "
+                "1 - tanh(z)**2 = 1 - h**2, a function of the layer's output h, not 1 - z**2",
+                _mlp_only_db2_fixed),
+        Mistake("db2_bug_left", "you fixed the tanh derivative but not db2: dlogits already carries "
+                "the 1/n, so db2 is its sum over the batch, not its mean", _mlp_only_tanh_fixed),
+    ),
+)
+
+QUESTIONS = (LINEAR_FORWARD, LINEAR_BACKWARD, RELU_BACKWARD, SOFTMAX_CE_2, NUMERICAL_GRADIENT,
+             SILU_BACKWARD, RESIDUAL_BACKWARD, MLP_GRADIENTS)

@@ -123,7 +123,7 @@ def _sgd_alias(p, g, b, *, lr, momentum, dampening):
 
 SGD_MOMENTUM = Question(
     id="03.sgd_momentum_step", func="sgd_momentum_step", reference=sgd_momentum_step,
-    make_cases=sgd_cases, output_names=("momentum_buffer (returned)", "param (after the step)"),
+    make_cases=sgd_cases, output_names=("momentum_buffer (returned)", "param (after the step)"), points=1.0,
     inplace=("param",), may_modify=("momentum_buffer",), no_alias=("grad",),
     reference_modules=OPTIM_MODULES,
     mistakes=(
@@ -208,7 +208,7 @@ def _rms_rebind(p, g, v, *, lr, alpha, eps):
 RMSPROP = Question(
     id="03.rmsprop_step", func="rmsprop_step", reference=rmsprop_step,
     make_cases=rmsprop_cases, output_names=("returned value", "param (after the step)",
-                                            "square_avg (after the step)"),
+                                            "square_avg (after the step)"), points=1.0,
     inplace=("param", "square_avg"), project=ignore_return, reference_modules=OPTIM_MODULES,
     mistakes=(
         Mistake("eps_inside", "your eps is inside the square root: PyTorch divides by "
@@ -237,12 +237,14 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, *, lr, beta1, beta2, eps, 
 
 
 def adam_cases(rng):
-    def case(name, shape, step, *, wd=0.0, decoupled=False, eps=1e-8, scale=1.0, zero_state=False):
+    def case(name, shape, step, *, wd=0.0, decoupled=False, eps=1e-8, scale=1.0, zero_state=False,
+             lr=None):
         p, g = rng.standard_normal(shape), rng.standard_normal(shape) * scale
         m = np.zeros(shape) if zero_state else rng.standard_normal(shape) * 0.1 * scale
         v = np.zeros(shape) if zero_state else rng.uniform(0, 1, shape) * scale ** 2
+        lr_drawn = float(rng.uniform(1e-3, 1e-1))
         return Case(name, (p, g, m, v, step), dict(
-            lr=float(rng.uniform(1e-3, 1e-1)), beta1=float(rng.uniform(0.8, 0.95)),
+            lr=lr_drawn if lr is None else lr, beta1=float(rng.uniform(0.8, 0.95)),
             beta2=float(rng.uniform(0.99, 0.9999)), eps=eps, weight_decay=wd,
             decoupled_weight_decay=decoupled))
     return [
@@ -251,16 +253,20 @@ def adam_cases(rng):
         case("a later step", (5,), int(rng.integers(10, 100))),
         case("tiny gradients, eps = 1e-3 matters", (4,), 2, eps=1e-3, scale=1e-3),
         case("L2 weight decay (Adam)", (4,), 2, wd=float(rng.uniform(0.05, 0.5))),
-        case("decoupled weight decay (AdamW)", (2, 3), 2, wd=float(rng.uniform(0.05, 0.5)),
-             decoupled=True),
+        # lr and weight decay large enough that "decay after the step" (off by lr**2 * wd)
+        # fails on every seed
+        case("decoupled weight decay (AdamW)", (2, 3), 2, wd=float(rng.uniform(0.3, 0.5)),
+             decoupled=True, lr=float(rng.uniform(0.05, 0.1))),
     ]
 
 
 def _adam(param, grad, m, v, step, lr, beta1, beta2, eps, wd, decoupled, *, bias=True,
           eps_inside=False, step_shift=0, l2_always=False, decay_no_lr=False, m_no_scale=False,
-          rebind=False):
+          rebind=False, decay_after=False, bias_m=True, bias_v=True, eps_hat=False):
     if wd:
-        if decoupled and not l2_always:
+        if decoupled and decay_after:
+            pass  # applied after the step, below
+        elif decoupled and not l2_always:
             param *= 1 - (1.0 if decay_no_lr else lr) * wd
         else:
             grad = grad + wd * param
@@ -271,10 +277,15 @@ def _adam(param, grad, m, v, step, lr, beta1, beta2, eps, wd, decoupled, *, bias
     else:
         m[...], v[...] = new_m, new_v
     t = step + step_shift
-    m_hat = m / (1 - beta1 ** t) if bias else m
-    v_hat = v / (1 - beta2 ** t) if bias else v
+    if eps_hat:  # the paper's "efficient" form: eps is not bias-corrected with v
+        param -= lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m / (np.sqrt(v) + eps)
+        return
+    m_hat = m / (1 - beta1 ** t) if bias and bias_m else m
+    v_hat = v / (1 - beta2 ** t) if bias and bias_v else v
     denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
     param -= lr * m_hat / denom
+    if wd and decoupled and decay_after:
+        param *= 1 - lr * wd
 
 
 def _adam_mistake(**flags):
@@ -288,7 +299,7 @@ def _adam_mistake(**flags):
 ADAM = Question(
     id="03.adam_step", func="adam_step", reference=adam_step,
     make_cases=adam_cases, output_names=("returned value", "param (after the step)",
-                                         "exp_avg (after the step)", "exp_avg_sq (after the step)"),
+                                         "exp_avg (after the step)", "exp_avg_sq (after the step)"), points=1.0,
     inplace=("param", "exp_avg", "exp_avg_sq"), project=ignore_return,
     reference_modules=OPTIM_MODULES,
     mistakes=(
@@ -303,10 +314,20 @@ ADAM = Question(
                 "param *= 1 - lr * weight_decay", _adam_mistake(l2_always=True)),
         Mistake("decay_without_lr", "your decoupled weight decay forgets lr: "
                 "param *= 1 - lr * weight_decay", _adam_mistake(decay_no_lr=True)),
+        Mistake("decay_after_step", "you apply AdamW's weight decay after the Adam step: PyTorch "
+                "shrinks param *= 1 - lr * weight_decay first, then steps with the decayed param",
+                _adam_mistake(decay_after=True)),
         Mistake("m_not_averaged", "your first moment is m = beta1 * m + grad: it is an average, "
                 "m = beta1 * m + (1 - beta1) * grad", _adam_mistake(m_no_scale=True)),
         Mistake("rebind", "exp_avg = ... makes new arrays: the optimizer's state never changes; "
                 "update exp_avg and exp_avg_sq in place", _adam_mistake(rebind=True)),
+        Mistake("eps_hat", "you use the paper's \"efficient\" form lr * sqrt(1 - beta2**t) / (1 - beta1**t) "
+                "* m / (sqrt(v) + eps): it puts eps on the uncorrected sqrt(v), so it differs when eps "
+                "matters; PyTorch divides m_hat by sqrt(v_hat) + eps", _adam_mistake(eps_hat=True)),
+        Mistake("bias_m_only", "you bias-correct m but not v: v_hat = v / (1 - beta2**step) too",
+                _adam_mistake(bias_v=False)),
+        Mistake("bias_v_only", "you bias-correct v but not m: m_hat = m / (1 - beta1**step) too",
+                _adam_mistake(bias_m=False)),
     ),
 )
 
@@ -347,13 +368,14 @@ def cosine_cases(rng):
 
 
 def _cos(step, base_lr, warmup_steps, total_steps, start_factor, eta_min, *, plus_one=False,
-         unshifted=False, period_total=False, no_eta_min=False, from_zero=False, no_half=False):
+         unshifted=False, period_total=False, no_eta_min=False, from_zero=False, no_half=False,
+         floor_div=False):
     W, T = warmup_steps, total_steps
     if step < W:
         s = 0.0 if from_zero else start_factor
         t = step + 1 if plus_one else step
-        return base_lr * (s + (1 - s) * t / W)
-    progress = (step if unshifted else step - W) / (T if period_total else T - W)
+        return base_lr * (s + (1 - s) * (t // W if floor_div else t / W))
+    progress = ((step - W) // (T - W)) if floor_div else (step if unshifted else step - W) / (T if period_total else T - W)
     lo = 0.0 if no_eta_min else eta_min
     if no_half:
         return lo + (base_lr - lo) * math.cos(math.pi * progress)
@@ -368,7 +390,7 @@ def _cos_mistake(**flags):
 
 COSINE = Question(
     id="03.cosine_warmup_lr", func="cosine_warmup_lr", reference=cosine_warmup_lr,
-    make_cases=cosine_cases, output_names="lr", rtol=1e-9, atol=1e-12,
+    make_cases=cosine_cases, output_names="lr", rtol=1e-9, atol=1e-12, points=1.0,
     reference_modules=("course_lib.optim.schedulers",),
     mistakes=(
         Mistake("warmup_off_by_one", "your warm-up is one step ahead: at step t the factor is "
@@ -385,7 +407,238 @@ COSINE = Question(
                 _cos_mistake(from_zero=True)),
         Mistake("no_half", "you use cos(pi * progress) without (1 + cos) / 2: the learning rate "
                 "goes below eta_min (even negative)", _cos_mistake(no_half=True)),
+        Mistake("floor_div", "you divide with // (integer division): step // warmup_steps and "
+                "(t - W) // (T - W) are 0 until the very end, so the schedule jumps instead of "
+                "ramping; use /", _cos_mistake(floor_div=True)),
     ),
 )
 
-QUESTIONS = (SGD_MOMENTUM, RMSPROP, ADAM, COSINE)
+
+# ==================================================================================
+# Tasks the lecture does not solve: an optimizer it does not implement, matched against
+# torch (Adamax), the heavy-ball convergence rate predicted and then measured, and
+# gradient clipping with torch.nn.utils.clip_grad_norm_'s exact semantics.
+# ==================================================================================
+
+
+# ----------------------------------------------------------------------------------
+# 03.adamax_step(param, grad, exp_avg, exp_inf, step, *, lr, beta1, beta2, eps) -> None
+
+
+def adamax_step(param, grad, exp_avg, exp_inf, step, *, lr, beta1, beta2, eps):
+    """Reference: :func:`course_lib.optim.functional.adamax_step` without weight decay."""
+    F.adamax_step(param, grad, exp_avg, exp_inf, step, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+
+
+def adamax_cases(rng):
+    def case(name, shape, step, *, eps=1e-8, scale=1.0, zero_state=False, u_scale=None):
+        p, g = rng.standard_normal(shape), rng.standard_normal(shape) * scale
+        g.flat[0] = -abs(g.flat[0]) - scale  # a clearly negative entry: |g| matters
+        m = np.zeros(shape) if zero_state else rng.standard_normal(shape) * 0.1 * scale
+        u = np.zeros(shape) if zero_state else rng.uniform(1.0, 2.0, shape) * (u_scale or scale)
+        return Case(name, (p, g, m, u, step), dict(
+            lr=float(rng.uniform(1e-3, 1e-1)), beta1=float(rng.uniform(0.8, 0.95)),
+            beta2=float(rng.uniform(0.99, 0.999)), eps=eps))
+    return [
+        case("the first step (state at zero)", (int(rng.integers(2, 8)),), 1, zero_state=True),
+        case("step 3, a matrix", (3, 2), 3),
+        case("a later step", (5,), int(rng.integers(10, 100))),
+        case("the running max dominates (eps = 1e-3)", (6,), 4, eps=1e-3, scale=1e-3, u_scale=2e-3),
+        case("large gradients", (4,), 2, scale=10.0, u_scale=1.0),
+    ]
+
+
+def _adamax(param, grad, m, u, step, lr, beta1, beta2, eps, *, eps_after=False, bias=True,
+            bias_u=False, no_abs=False, no_decay=False, rebind=False):
+    new_m = beta1 * m + (1 - beta1) * grad
+    g = grad if no_abs else np.abs(grad)
+    new_u = np.maximum((1.0 if no_decay else beta2) * u, g if eps_after else g + eps)
+    if rebind:
+        m, u = new_m, new_u
+    else:
+        m[...], u[...] = new_m, new_u
+    denom = u + eps if eps_after else u
+    if bias_u:
+        denom = denom / (1 - beta2 ** step)
+    param -= (lr / (1 - beta1 ** step) if bias else lr) * m / denom
+
+
+def _adamax_mistake(**flags):
+    def impl(param, grad, exp_avg, exp_inf, step, *, lr, beta1, beta2, eps):
+        _adamax(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, **flags)
+    return impl
+
+
+ADAMAX = Question(
+    id="03.adamax_step", func="adamax_step", reference=adamax_step,
+    make_cases=adamax_cases, output_names=("returned value", "param (after the step)",
+                                           "exp_avg (after the step)", "exp_inf (after the step)"),
+    inplace=("param", "exp_avg", "exp_inf"), project=ignore_return, points=3.0,
+    reference_modules=OPTIM_MODULES,
+    mistakes=(
+        Mistake("eps_after_max", "your eps is added after the max (u = max(beta2 u, |g|), then "
+                "divide by u + eps, Adam's habit): PyTorch puts it inside, u = max(beta2 * u, |g| + eps)",
+                _adamax_mistake(eps_after=True)),
+        Mistake("no_bias_correction", "your step has no bias correction: the first moment starts at "
+                "zero, so divide lr by 1 - beta1**step", _adamax_mistake(bias=False)),
+        Mistake("u_bias_corrected", "you bias-correct u like Adam's v: a running max is not pulled "
+                "towards its zero start, so only m is corrected", _adamax_mistake(bias_u=True)),
+        Mistake("no_abs", "your max uses g, not |g|: the infinity norm takes absolute values, "
+                "u = max(beta2 * u, |g| + eps)", _adamax_mistake(no_abs=True)),
+        Mistake("u_not_decayed", "your u never decays: u = max(beta2 * u, |g| + eps), the beta2 lets "
+                "an old large gradient be forgotten", _adamax_mistake(no_decay=True)),
+        Mistake("rebind", "exp_avg = ... makes new arrays: the optimizer's state never changes; "
+                "update exp_avg and exp_inf in place", _adamax_mistake(rebind=True)),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# 03.heavy_ball_rate(lam, lr, momentum) -> float
+
+
+def heavy_ball_rate(lam, lr, momentum):
+    r"""Asymptotic convergence rate of SGD with momentum (heavy ball, PyTorch's form with
+    dampening 0) on the quadratic :math:`\tfrac12 \sum_i \lambda_i x_i^2`.
+
+    Per eigen-direction the pair :math:`(x_t, x_{t-1})` evolves by
+    :math:`\begin{pmatrix} 1 + \mu - \eta\lambda & -\mu \\ 1 & 0 \end{pmatrix}`; the error
+    shrinks like :math:`\rho^t` with :math:`\rho = \max_i` (spectral radius of that matrix).
+    ``lam``: (k,) eigenvalues > 0.  Returns ``rho`` (> 1: divergence).
+    """
+    rho = 0.0
+    for l in np.asarray(lam, dtype=np.float64).ravel():
+        T = np.array([[1 + momentum - lr * l, -momentum], [1.0, 0.0]])
+        rho = max(rho, float(np.max(np.abs(np.linalg.eigvals(T)))))
+    return rho
+
+
+def heavy_ball_cases(rng):
+    k = int(rng.integers(3, 8))
+    lam = np.sort(rng.uniform(0.05, 2.0, k))
+    return [
+        Case("complex regime: every direction oscillates", (np.array([0.1, 1.0]), 1.0, 0.5)),
+        Case("real regime: small momentum, a flat direction", (np.array([0.01, 1.0]), 1.0, 0.1)),
+        Case("divergent: lr too large", (np.array([0.5, 4.0]), 1.2, 0.3)),
+        Case("no momentum (plain GD)", (np.array([0.2, 1.0, 3.0]), 0.4, 0.0)),
+        Case(f"{k} random eigenvalues", (lam, float(rng.uniform(0.2, 1.0)), float(rng.uniform(0.05, 0.95)))),
+        Case("an ill-conditioned bowl", (np.geomspace(0.01, 1.0, 5), float(rng.uniform(0.5, 1.5)),
+                                         float(rng.uniform(0.6, 0.9)))),
+    ]
+
+
+def _roots(l, lr, mu, plus=False):
+    b = 1 + mu - lr * l
+    return np.roots([1.0, -b, -mu if plus else mu])
+
+
+def _hb_no_momentum(lam, lr, momentum):
+    return float(np.max(np.abs(1 - lr * np.asarray(lam))))
+
+
+def _hb_lam_max(lam, lr, momentum):
+    return float(np.max(np.abs(_roots(np.max(lam), lr, momentum))))
+
+
+def _hb_sqrt_mu(lam, lr, momentum):
+    return float(np.sqrt(momentum))
+
+
+def _hb_real_part(lam, lr, momentum):
+    return max(float(np.max(np.abs(_roots(l, lr, momentum).real))) for l in lam)
+
+
+def _hb_squared(lam, lr, momentum):
+    return heavy_ball_rate(lam, lr, momentum) ** 2
+
+
+def _hb_plus_mu(lam, lr, momentum):
+    return max(float(np.max(np.abs(_roots(l, lr, momentum, plus=True)))) for l in lam)
+
+
+HEAVY_BALL_RATE = Question(
+    id="03.heavy_ball_rate", func="heavy_ball_rate", reference=heavy_ball_rate,
+    make_cases=heavy_ball_cases, output_names="rho", points=3.0, rtol=1e-8, atol=1e-12,
+    reference_modules=(),
+    mistakes=(
+        Mistake("no_momentum", "your rate ignores the momentum: max |1 - lr * lambda| is plain gradient "
+                "descent's; with momentum each direction is a 2x2 system in (x_t, x_t-1)", _hb_no_momentum),
+        Mistake("lam_max_only", "you only look at the largest eigenvalue: the slowest direction is often "
+                "the flattest one; take the max over every lambda", _hb_lam_max),
+        Mistake("sqrt_mu", "you return sqrt(momentum): that is the rate only when every direction "
+                "oscillates (complex eigenvalues); in general take the spectral radius", _hb_sqrt_mu),
+        Mistake("real_part", "you take the real part of the eigenvalues: when they are complex their "
+                "modulus |z| = sqrt(mu) sets the rate, use np.abs", _hb_real_part),
+        Mistake("squared", "you return rho**2 (the loss's rate): the question asks for the error's "
+                "rate rho", _hb_squared),
+        Mistake("plus_mu", "your matrix has +mu in the corner: x_t+1 = (1 + mu - lr lambda) x_t - mu x_t-1, "
+                "so the characteristic polynomial is z**2 - (1 + mu - lr lambda) z + mu", _hb_plus_mu),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# 03.clip_grad_norm_(grads, max_norm) -> total_norm, grads scaled in place
+
+
+def clip_cases(rng):
+    def grads(shapes, scale):
+        return [rng.standard_normal(s) * scale for s in shapes]
+    return [
+        Case("three tensors, norm above max_norm", (grads([(3, 4), (4,), (2, 2)], 1.0), float(rng.uniform(0.5, 2.0)))),
+        Case("norm below max_norm: nothing changes", (grads([(5,), (2, 3)], 0.1), 10.0)),
+        Case("a single tensor", (grads([(int(rng.integers(3, 9)),)], 3.0), 1.0)),
+        Case("tiny gradients (the 1e-6 matters)", (grads([(4,), (3,)], 1e-4), 1e-5)),
+        Case("one tensor much larger than the others", ([rng.standard_normal(6) * 20, rng.standard_normal(3) * 0.1], 1.0)),
+    ]
+
+
+def _clip(grads, max_norm, *, per_tensor=False, no_eps=False, always=False, after=False,
+          rebind=False, sum_norms=False):
+    norms = [float(np.sqrt(np.sum(g * g))) for g in grads]
+    total = float(np.sum(norms)) if sum_norms else float(np.sqrt(np.sum(np.square(norms))))
+    if per_tensor:
+        for g, n in zip(grads, norms):
+            g *= min(1.0, max_norm / (n + 1e-6))
+        return total
+    coef = max_norm / (total if no_eps else total + 1e-6)
+    if not always:
+        coef = min(1.0, coef)
+    if rebind:
+        grads = [g * coef for g in grads]  # noqa: F841 (the caller's arrays never change)
+    else:
+        for g in grads:
+            g *= coef
+    return total * coef if after else total
+
+
+def _clip_mistake(**flags):
+    def impl(grads, max_norm):
+        return _clip(grads, max_norm, **flags)
+    return impl
+
+
+CLIP_GRAD_NORM = Question(
+    id="03.clip_grad_norm_", func="clip_grad_norm_", reference=F.clip_grad_norm_,
+    make_cases=clip_cases, output_names=("total_norm (returned)", "grads (after the call)"),
+    inplace=("grads",), points=3.0, rtol=1e-9, atol=1e-15,
+    reference_modules=OPTIM_MODULES,
+    mistakes=(
+        Mistake("per_tensor", "you clip each tensor to max_norm on its own: clip_grad_norm_ uses the "
+                "global norm of all gradients together, one factor for all (the direction is kept)",
+                _clip_mistake(per_tensor=True)),
+        Mistake("no_eps", "your factor is max_norm / total_norm: PyTorch divides by total_norm + 1e-6",
+                _clip_mistake(no_eps=True)),
+        Mistake("always_scale", "you scale even when the norm is already below max_norm (scaling "
+                "gradients up): the factor is min(1, max_norm / (total_norm + 1e-6))",
+                _clip_mistake(always=True)),
+        Mistake("returns_clipped", "you return the norm after clipping: clip_grad_norm_ returns the "
+                "total norm before clipping", _clip_mistake(after=True)),
+        Mistake("rebind", "grads = [g * c ...] makes new arrays: the caller's gradients never change; "
+                "scale each array in place (g *= c)", _clip_mistake(rebind=True)),
+        Mistake("sum_of_norms", "your total norm is the sum of the tensors' norms: it is the norm of "
+                "everything together, sqrt(sum of squared norms)", _clip_mistake(sum_norms=True)),
+    ),
+)
+
+QUESTIONS = (SGD_MOMENTUM, RMSPROP, ADAM, COSINE, ADAMAX, HEAVY_BALL_RATE, CLIP_GRAD_NORM)

@@ -17,87 +17,30 @@ Steps, all driven from this (trusted) process:
 from __future__ import annotations
 
 import ast
-import functools
 import re
 import secrets
 import shutil
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from . import sandbox as sb
+from .imports import (GRADE_PACKAGE, PACKAGE_DIR, answered_by, closure,  # noqa: F401 (re-exported)
+                      direct_imports, forbidden_for, module_graph)
 from .registry import CHAPTER_MODULES, chapter_questions
+from .release import without_note
 from .spec import (Observation, QuestionResult, case_callbacks, grade_question, materialize, observe,
                    snapshot)
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]          # course_lib/
 REPO_SOLUTIONS = PACKAGE_DIR.parent / "solutions"
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 MAX_RESTARTS = 12          # kernels a submission may end before grading gives up
-GRADE_PACKAGE = "course_lib.grade"
 
 
 # ----------------------------------------------------------------------------------
-# which course_lib modules a chapter may use
-
-
-@functools.lru_cache(maxsize=4)
-def module_graph(package_dir: Path = PACKAGE_DIR) -> dict:
-    """``{module: set of course_lib modules importing it loads}`` from the source (AST).
-
-    Imports anywhere in a file count (also inside functions): conservative on purpose.
-    Importing ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``.
-    """
-    root = package_dir.name
-    graph = {}
-    for path in sorted(package_dir.rglob("*.py")):
-        rel = path.relative_to(package_dir.parent).with_suffix("")
-        parts = list(rel.parts)
-        is_pkg = parts[-1] == "__init__"
-        if is_pkg:
-            parts = parts[:-1]
-        name = ".".join(parts)
-        deps = {".".join(parts[:i]) for i in range(1, len(parts))}
-        base = parts if is_pkg else parts[:-1]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    anchor = base[:len(base) - node.level + 1]
-                    prefix = ".".join(anchor + ([node.module] if node.module else []))
-                else:
-                    prefix = node.module or ""
-                mods = [prefix] + [f"{prefix}.{a.name}" for a in node.names]
-            else:
-                continue
-            for m in mods:
-                if m == root or m.startswith(root + "."):
-                    deps.add(m)
-        graph[name] = deps
-    known = set(graph)
-    return {m: {d for d in deps if d in known and d != m} for m, deps in graph.items()}
-
-
-def closure(graph: dict, module: str) -> set:
-    seen, todo = set(), [module]
-    while todo:
-        m = todo.pop()
-        if m not in seen:
-            seen.add(m)
-            todo.extend(graph.get(m, ()))
-    return seen
-
-
-def forbidden_for(questions, graph: dict) -> dict:
-    """``{question id: set of modules}`` from which the question's reference is reachable."""
-    out = {}
-    for q in questions:
-        refs = set(q.reference_modules) | {q.reference.__module__}
-        out[q.id] = {m for m in graph if m != GRADE_PACKAGE and not m.startswith(GRADE_PACKAGE + ".")
-                     and closure(graph, m) & refs}
-    return out
+# which course_lib modules a chapter may use (see .imports)
 
 
 def sanitized_package(graph: dict, forbidden: set, package_dir: Path = PACKAGE_DIR) -> dict:
@@ -160,48 +103,86 @@ def _release_cells(chapter: str, source_dir: Path | None) -> dict | None:
 
 
 def read_submission(path: Path):
+    """The notebook, or ``ValueError``/``OSError`` saying why it cannot be read."""
     import nbformat
     size = path.stat().st_size
+    if size == 0:
+        raise ValueError("the file is empty")
     if size > MAX_NOTEBOOK_BYTES:
         raise ValueError(f"the notebook is {size // 2**20} MB, larger than the "
                          f"{MAX_NOTEBOOK_BYTES // 2**20} MB a submission may be")
-    nb = nbformat.reads(path.read_text(encoding="utf-8", errors="replace"), as_version=4)
+    try:
+        nb = nbformat.reads(path.read_text(encoding="utf-8", errors="replace"), as_version=4)
+    except Exception as exc:  # nbformat raises many kinds (JSON errors, validation, KeyError)
+        raise ValueError(f"not a readable notebook ({type(exc).__name__}: {str(exc)[:150]})") from None
     if not isinstance(nb.get("cells"), list):
         raise ValueError("the file has no list of cells")
     return nb
 
 
+def notebook_chapter(nb) -> str | None:
+    """``metadata.course.chapter`` if it names a known chapter (metadata is untrusted JSON)."""
+    meta = nb.get("metadata", {}) if nb is not None else {}
+    course = meta.get("course", {}) if isinstance(meta, dict) else {}
+    found = course.get("chapter") if isinstance(course, dict) else None
+    return found if isinstance(found, str) and found in CHAPTER_MODULES else None
+
+
 def identify_chapter(nb, path: Path, chapter: str | None) -> str:
+    """The chapter to grade as: the instructor's ``chapter`` if given (the notebook's own
+    metadata never overrides it), else the notebook's metadata, else the file name."""
     if chapter is not None:
         if chapter not in CHAPTER_MODULES:
             raise ValueError(f"chapter must be one of {sorted(CHAPTER_MODULES)}, got {chapter!r}")
         return chapter
-    meta = nb.get("metadata", {}) if nb is not None else {}
-    course = meta.get("course", {}) if isinstance(meta, dict) else {}
-    found = course.get("chapter") if isinstance(course, dict) else None
-    if isinstance(found, str) and found in CHAPTER_MODULES:  # metadata is untrusted: any JSON
+    found = notebook_chapter(nb)
+    if found is not None:
         return found
     for ch in CHAPTER_MODULES:  # "alice_01_gradient_descent.ipynb"
         if ch in path.stem:
             return ch
-    raise ValueError(f"cannot tell the chapter: notebook metadata course.chapter is {found!r} "
-                     f"and the file name {path.name!r} names none of {sorted(CHAPTER_MODULES)}")
+    raise ValueError(f"cannot tell the chapter: the notebook's metadata names none and the file "
+                     f"name names none of {sorted(CHAPTER_MODULES)}; pass --chapter")
 
 
-def code_cells(nb, release: dict | None) -> list:
-    """``[(index, source, instructor)]`` for every code cell, locked cells restored."""
+def _top_imports(source: str) -> list:
+    """Top-level import statements of a cell, as source lines."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    return [ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+
+
+def code_cells(nb, release: dict | None, notes: list | None = None) -> list:
+    """``[(index, source, instructor)]`` for every code cell, locked cells restored.
+
+    A locked cell the student edited is replaced by the instructor's version; import
+    statements the student added to it are kept (run right after it, as the student's
+    code), and ``notes`` says what happened."""
+    notes = notes if notes is not None else []
     cells = []
     for i, cell in enumerate(nb.cells):
-        if cell.get("cell_type") != "code":
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
-        gid = meta.get("grade_id") if isinstance(meta, dict) else None
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
+        meta = cell.get("metadata", {}) if isinstance(cell.get("metadata"), dict) else {}
+        meta = meta.get("nbgrader", {}) or {}
+        meta = meta if isinstance(meta, dict) else {}
+        gid = meta.get("grade_id")
         gid = gid if isinstance(gid, str) else None  # untrusted metadata: a list is unhashable
         if release is not None and gid in release:
             cells.append((i, release[gid], True))
-        elif release is None and isinstance(meta, dict) and meta.get("locked") and not meta.get("solution"):
+            if without_note(source).strip() != without_note(release[gid]).strip():
+                extra = [s for s in _top_imports(source) if s not in _top_imports(release[gid])]
+                if extra:
+                    cells.append((i, "\n".join(extra), False))
+                notes.append(f"cell {i} is locked ({gid}) and was edited: the original was run "
+                             "instead" + (f"; your added imports were kept ({'; '.join(extra)[:200]})"
+                                          if extra else "; put your own code and imports in your "
+                                          "solution cells"))
+        elif release is None and meta.get("locked") and not meta.get("solution"):
             cells.append((i, source, True))
         else:
             cells.append((i, source, False))
@@ -209,29 +190,51 @@ def code_cells(nb, release: dict | None) -> list:
 
 
 # ----------------------------------------------------------------------------------
+# text from the student's process
+
+
+_BIDI = {0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
+
+
+def clean(text, limit: int = 300) -> str:
+    """``text`` without control characters (ANSI escapes, carriage returns, bidi overrides):
+    anything the student's process sends may reach the instructor's terminal."""
+    text = str(text)[:limit]
+    return "".join(ch if ch == "\n" or (unicodedata.category(ch) not in ("Cc", "Cf", "Cs")
+                                        and ord(ch) not in _BIDI) else
+                   (" " if ch == "\t" else "?") for ch in text)
+
+
+# ----------------------------------------------------------------------------------
 # grading
 
 
 class Session:
-    """A kernel that has run the notebook's cells; restarted (cells re-run) if it dies."""
+    """A kernel that has run the notebook's cells; restarted (cells re-run) if it dies.
+
+    ``limits.total_timeout`` bounds every cell execution of the submission together,
+    re-runs after kernel restarts included."""
 
     def __init__(self, cells, limits, config_for, notes, violations):
         self.cells, self.limits, self.config_for = cells, limits, config_for
         self.notes, self.violations = notes, violations
         self.skip = set()       # cells that looped or killed the kernel
         self.recorded = set()   # cells whose outcome is in the notes already
-        self.budget = limits.total_timeout  # seconds left for the cells' first run
+        self.errors = {}        # cell index -> what it raised (first run)
+        self.budget = limits.total_timeout  # seconds left for running cells
+        self.out_of_time = False
         self.kernel = None
         self.restarts = 0
-        self.landlock = 0
+        self.info = {}
         self.started = False
 
     def _new_kernel(self):
         root = self.config_for()
         self.kernel = sb.Kernel(root, sb.kernel_config(root, self.limits, self.forbidden), self.limits)
+        self.kernel.config["modules"] = sorted(module_graph())
         self.kernel.start()
         self.started = True
-        self.landlock = self.kernel.landlock
+        self.info = self.kernel.info()
 
     def start(self, forbidden):
         self.forbidden = forbidden
@@ -248,20 +251,20 @@ class Session:
                     if index in self.skip:
                         continue
                     first = index not in self.recorded
-                    limit = min(self.limits.timeout, self.budget) if first else self.limits.timeout
+                    limit = min(self.limits.timeout, self.budget)
                     if limit <= 0:
-                        self.skip.add(index)
-                        self.recorded.add(index)
-                        self.notes.append(f"cell {index} was not run: the notebook used up its total "
-                                          f"time limit ({self.limits.total_timeout:g} s)")
-                        continue
+                        if not self.out_of_time:
+                            self.out_of_time = True
+                            self.notes.append(f"cell {index} and the cells after it were not run: the "
+                                              f"notebook used up its total time limit "
+                                              f"({self.limits.total_timeout:g} s, re-runs included)")
+                        return
                     t0 = time.monotonic()
                     try:
                         reply = self.kernel.request({"op": "exec", "cell": index, "code": source},
                                                     limit)
                     finally:
-                        if first:
-                            self.budget -= time.monotonic() - t0
+                        self.budget -= time.monotonic() - t0
                     if not first:
                         continue
                     self.recorded.add(index)
@@ -271,7 +274,8 @@ class Session:
                                           f"time limit ({limit:g} s)")
                         self.skip.add(index)
                     elif reply.get("error"):
-                        self.notes.append(f"cell {index} raised {str(reply['error'])[:200]}")
+                        self.errors[index] = clean(reply["error"], 200)
+                        self.notes.append(f"cell {index} raised {self.errors[index]}")
                 return
             except (sb.KernelTimeout, sb.KernelDied) as exc:
                 self.skip.add(index)
@@ -286,16 +290,19 @@ class Session:
     def _record(self, reply, instructor: bool):
         v = reply.get("violations")
         if isinstance(v, list) and not instructor:
-            self.violations.extend(x for x in v if isinstance(x, dict))
+            self.violations.extend({"module": clean(x.get("module"), 120), "where": clean(x.get("where"), 60)}
+                                   for x in v[:100] if isinstance(x, dict))
 
     def _restart(self):
         self.restarts += 1
         self.kernel.stop()
         if self.restarts > MAX_RESTARTS:
-            raise sb.KernelDied(f"the notebook ended its kernel {self.restarts} times: grading stopped")
+            raise GradingStopped(f"the notebook ended its kernel {self.restarts} times: grading stopped")
         self._new_kernel()
 
     def call(self, question, case) -> Observation:
+        if self.kernel is None or self.kernel.proc is None:
+            return Observation(error="the grading stopped before this call", fatal=True)
         args = materialize(case.args, question.callbacks)
         before = snapshot(args)
         msg = {"op": "call", "func": question.func, "args": sb.to_wire(case.args),
@@ -311,17 +318,20 @@ class Session:
         except sb.KernelDied as exc:
             self._restart()
             self._run_cells()
-            return Observation(error=f"the kernel died during the call ({exc})", fatal=True)
+            return Observation(error=f"the kernel died during the call ({clean(exc, 100)})", fatal=True)
         self._record(reply, instructor=False)
         if reply.get("interrupted") or reply.get("error") == "timeout":
             return Observation(error="timeout", fatal=True)
         if not reply.get("ok"):
-            return Observation(error=str(reply.get("error"))[:300])
+            error = clean(reply.get("error"), 300)
+            if error.startswith("NameError: your notebook does not define"):
+                error += self._why_undefined(question.func)
+            return Observation(error=error)
         try:
             out = sb._harness.decode(reply.get("value"))
             after = sb._harness.decode(reply.get("args_after"))
-        except (ValueError, TypeError, KeyError) as exc:
-            return Observation(error=f"returned a value the grader cannot read ({exc})")
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            return Observation(error=f"returned a value the grader cannot read ({clean(exc, 100)})")
         if type(after) is not list or len(after) != len(args):
             return Observation(error="the kernel sent malformed arguments back")
         aliases = reply.get("aliases", [])
@@ -329,9 +339,22 @@ class Session:
             return Observation(error="the kernel sent a malformed aliasing report")
         return observe(question, out, after, before, aliases[:len(args)])
 
+    def _why_undefined(self, func: str) -> str:
+        for index, source, _ in self.cells:
+            if re.search(rf"^\s*def {re.escape(func)}\s*\(", source, re.M):
+                if index in self.errors:
+                    return f" (cell {index}, which defines it, raised {self.errors[index]})"
+                if index in self.skip:
+                    return f" (cell {index}, which defines it, was skipped)"
+        return ""
+
     def stop(self):
         if self.kernel is not None:
             self.kernel.stop()
+
+
+class GradingStopped(Exception):
+    """The submission ended its kernel too often: the remaining questions score zero."""
 
 
 def _zero(q, summary: str, *lines) -> QuestionResult:
@@ -342,30 +365,53 @@ def grade_notebook(path, *, chapter: str | None = None, limits: sb.Limits | None
                    seed: int | None = None, source_dir: Path | None = None) -> dict:
     """Grade ``path`` and return the report (see :func:`report_text` for the printed form).
 
-    ``{"chapter", "score", "max_score", "questions": [{"id", "score", "max_score",
-    "feedback", ...}], "notes", "seed", "sandbox"}``.  Never raises for a bad submission:
-    an unreadable notebook gets a report with zero points and the reason.
+    ``{"status": "graded" | "error", "chapter", "score", "max_score", "questions": [{"id",
+    "score", "max_score", "feedback", ...}], "notes", "flags", "seed", "sandbox", "sandboxed"}``.
+    ``chapter``: the assignment (the notebook's metadata never overrides it).  Never raises:
+    a submission the grader could not read or run gets ``status="error"`` and the reason
+    (a grader error, retried by a resumed batch); ``max_score`` is always the assignment's.
     """
     path = Path(path)
     limits = limits or sb.Limits()
     seed = secrets.randbits(32) if seed is None else int(seed)
     t0 = time.monotonic()
+    report = {"status": "graded", "chapter": chapter, "submission": clean(path.name, 200), "seed": seed,
+              "flags": [], "sandboxed": None}
+    try:
+        return _grade(path, chapter, limits, seed, source_dir, report, t0)
+    except Exception as exc:  # OSError (disk full) or a grader bug: a report, never a traceback
+        return _error(report, f"the grader failed: {type(exc).__name__}: {clean(exc, 200)}", t0)
+
+
+def _error(report, reason: str, t0, results=(), notes=()) -> dict:
+    chapter = report.get("chapter")
+    questions = chapter_questions(chapter) if chapter in CHAPTER_MODULES else ()
+    done = {r.id for r in results}
+    results = list(results) + [_zero(q, "not graded", reason) for q in questions if q.id not in done]
+    report.update(status="error", error=reason)
+    return _finish(report, results, [reason, *notes], report.get("sandbox", {}), t0)
+
+
+def _grade(path, chapter, limits, seed, source_dir, report, t0) -> dict:
     notes, violations = [], []
-    nb, error = None, None
+    nb, unreadable = None, None
     try:
         nb = read_submission(path)
-    except Exception as exc:  # any unreadable file is the submission's problem, not ours
-        error = f"could not read the notebook: {type(exc).__name__}: {str(exc)[:200]}"
+    except (OSError, ValueError) as exc:
+        unreadable = f"could not read the notebook: {clean(exc, 200)}"
     try:
-        chapter = identify_chapter(nb, path, chapter)
+        report["chapter"] = identify_chapter(nb, path, chapter)
     except ValueError as exc:
-        return {"chapter": None, "score": 0.0, "max_score": 0.0, "questions": [],
-                "notes": [error or str(exc)], "seed": seed, "submission": path.name}
+        return _error(report, unreadable or str(exc), t0)
+    chapter = report["chapter"]
+    if unreadable is not None:
+        return _error(report, unreadable, t0)
+    says = notebook_chapter(nb)
+    if says is not None and says != chapter:
+        report["flags"].append(f"chapter mismatch: the notebook says {says}")
+        notes.append(f"this notebook says it is chapter {says}, but the assignment is {chapter}: "
+                     f"it was graded as {chapter}")
     questions = chapter_questions(chapter)
-    report = {"chapter": chapter, "submission": path.name, "seed": seed}
-    if error is not None:
-        results = [_zero(q, "not graded", error) for q in questions]
-        return _finish(report, results, [error], {}, t0)
 
     graph = module_graph()
     forb = forbidden_for(questions, graph)
@@ -383,17 +429,22 @@ def grade_notebook(path, *, chapter: str | None = None, limits: sb.Limits | None
     release = _release_cells(chapter, source_dir)
     if release is None:
         notes.append("the instructor's solution notebook was not found: locked cells were run as submitted")
-    cells = [(i, _transform_magics(src), instr) for i, src, instr in code_cells(nb, release)]
+    cells = [(i, _transform_magics(src), instr) for i, src, instr in code_cells(nb, release, notes)]
     session = Session(cells, limits, config_for, notes, violations)
     results = []
     try:
-        session.start(reasons)
+        try:
+            session.start(reasons)
+        except sb.SandboxUnavailable as exc:
+            report["sandbox"] = session.info
+            return _error(report, f"the grader could not run the notebook: {clean(exc, 300)}", t0,
+                          notes=notes)
         rng = np.random.default_rng(seed)
         for q in questions:
             cases = q.make_cases(rng)
-            if (hit := _violation(q, forb, violations)) is None:
+            if (hit := _violation(q, questions, violations)) is None:
                 result = grade_question(q, cases, lambda c, q=q: session.call(q, c))
-                hit = _violation(q, forb, violations)
+                hit = _violation(q, questions, violations)
             if hit is not None:
                 result = _zero(q, f"0/{len(cases)} cases: not graded",
                                f"your notebook imports {hit['module']} ({hit['where']}), which holds "
@@ -401,29 +452,36 @@ def grade_notebook(path, *, chapter: str | None = None, limits: sb.Limits | None
                                f"and trying to use it scores zero for {q.func}")
                 result.total = len(cases)
             results.append(result)
-    except sb.KernelDied as exc:  # the sandbox itself could not start
-        notes.append(str(exc)[:500])
+    except GradingStopped as exc:
+        notes.append(str(exc))
         done = {r.id for r in results}
-        results += [_zero(q, "not graded", "the grader could not run the notebook")
-                    for q in questions if q.id not in done]
+        results += [_zero(q, "not graded", str(exc)) for q in questions if q.id not in done]
+    except sb.SandboxUnavailable as exc:  # a restart failed: not the student's doing
+        report["sandbox"] = session.info
+        return _error(report, f"the grader could not restart the kernel: {clean(exc, 300)}", t0,
+                      results, notes)
     finally:
         session.stop()
         for root in roots:
             shutil.rmtree(root, ignore_errors=True)
-    sandbox_info = {"landlock_abi": session.landlock, "kernel_restarts": session.restarts,
-                    "timeout": limits.timeout, "total_timeout": limits.total_timeout,
-                    "call_timeout": limits.call_timeout,
-                    "memory_mb": limits.memory_mb}
-    if session.started and not session.landlock:
-        notes.append("warning: Landlock is not available on this system: the kernel could read "
-                     "and write files outside its sandbox (the grades are still computed here)")
-    return _finish(report, results, notes, sandbox_info, t0)
+    info = dict(session.info, kernel_restarts=session.restarts, timeout=limits.timeout,
+                total_timeout=limits.total_timeout, call_timeout=limits.call_timeout,
+                memory_mb=limits.memory_mb, disk_mb=limits.disk_mb,
+                max_processes=limits.max_processes)
+    report["sandboxed"] = info.get("mode") == "bubblewrap"
+    if not report["sandboxed"]:
+        notes.append(f"WARNING: graded WITHOUT the sandbox ({info.get('unsandboxed_reason')}): the "
+                     "student's code ran with rlimits and Landlock only; install bubblewrap "
+                     "(Debian: apt install bubblewrap)")
+    return _finish(report, results, notes, info, t0)
 
 
-def _violation(q, forb, violations):
+def _violation(q, questions, violations):
+    """The first recorded import that answers question ``q`` (see :func:`answered_by`)."""
+    direct = direct_imports()
     for v in violations:
         mod = str(v.get("module", ""))
-        if any(mod == m or mod.startswith(m + ".") for m in forb[q.id]):
+        if q in answered_by(mod, questions, direct):
             return {"module": mod, "where": str(v.get("where", "?"))}
     return None
 
@@ -433,22 +491,30 @@ def _finish(report, results, notes, sandbox_info, t0) -> dict:
         score=round(sum(r.score for r in results), 2),
         max_score=round(sum(r.max_score for r in results), 2),
         questions=[r.as_dict() for r in results],
-        notes=notes, sandbox=sandbox_info, seconds=round(time.monotonic() - t0, 1))
+        notes=[clean(n, 600) for n in notes], sandbox=sandbox_info,
+        seconds=round(time.monotonic() - t0, 1))
+    for q in report["questions"]:
+        q["feedback"] = clean(q["feedback"], 4000)
     return report
 
 
 def report_text(report: dict) -> str:
-    """The readable report: question, points, feedback."""
+    """The readable report: question, points, feedback (control characters removed)."""
     lines = []
-    if report.get("chapter") is None:
-        lines.append(f"{report.get('submission', 'submission')}: not graded")
-    else:
-        lines.append(f"{report.get('submission', 'submission')} — chapter {report['chapter']}: "
+    name = clean(report.get("submission", "submission"), 200)
+    if report.get("status") == "error":
+        lines.append(f"{name}: NOT GRADED (grader error): {clean(report.get('error'), 400)}")
+    if report.get("chapter") is not None:
+        lines.append(f"{name} — chapter {report['chapter']}: "
                      f"{report['score']:g} / {report['max_score']:g} points")
     for q in report.get("questions", []):
-        fb = q["feedback"].split("\n")
+        fb = clean(q["feedback"], 4000).split("\n")
         lines.append(f"  {q['id']:<28} {q['score']:>5.2f} / {q['max_score']:g}   {fb[0]}")
         lines += [f"      {s}" for s in fb[1:]]
+    for f in report.get("flags", []):
+        lines.append(f"  FLAG: {clean(f)}")
     for n in report.get("notes", []):
-        lines.append(f"  note: {n}")
+        lines.append(f"  note: {clean(n, 600)}")
+    if report.get("sandboxed") is False:
+        lines.append("  WARNING: this submission was graded without the sandbox")
     return "\n".join(lines)

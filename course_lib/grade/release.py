@@ -6,7 +6,10 @@
 - code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes nbgrader's stub
   ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (indentation kept);
 - lines between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are removed;
-- outputs and execution counts are cleared.
+- outputs and execution counts are cleared;
+- locked cells become read-only in JupyterLab (``editable: false``, ``deletable: false``, as
+  nbgrader's ``LockCells`` does): the grader restores them anyway, so an edit there could
+  only be lost; the first locked cell that imports something says where imports go.
 
 Cell metadata stays nbgrader's (schema 3), so instructors can also use
 ``nbgrader generate_assignment`` on the same sources.
@@ -26,6 +29,10 @@ BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 MARKDOWN_STUB = ["YOUR ANSWER HERE"]
+# prepended to the first locked code cell with an import statement (the setup cell)
+IMPORT_NOTE = ("# Read-only (restored before grading). Put imports you need at the top of your own "
+               "solution cells; importing course_lib modules that hold this chapter's answers "
+               "makes those questions score 0.")
 
 
 def _strip_region(lines, begin, end, stub, where):
@@ -63,10 +70,30 @@ def student_cell(cell, where: str = "cell"):
     return cell
 
 
+def _locked(cell) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return bool(meta.get("locked")) and not meta.get("solution")
+
+
+def without_note(source: str) -> str:
+    """``source`` without the generated :data:`IMPORT_NOTE` line."""
+    return source[len(IMPORT_NOTE) + 1:] if source.startswith(IMPORT_NOTE + "\n") else source
+
+
 def student_notebook(nb):
     """The student version of a solution notebook (a new notebook)."""
     out = copy.deepcopy(nb)
     out.cells = [student_cell(c, f"cell {i}") for i, c in enumerate(nb.cells)]
+    noted = False
+    for cell in out.cells:
+        if not _locked(cell):
+            continue
+        cell.metadata["editable"] = False
+        cell.metadata["deletable"] = False
+        if (not noted and cell.cell_type == "code" and not cell.metadata["nbgrader"].get("grade")
+                and any(line.startswith(("import ", "from ")) for line in cell.source.split("\n"))):
+            cell.source = IMPORT_NOTE + "\n" + without_note(cell.source)
+            noted = True
     return out
 
 

@@ -121,7 +121,7 @@ class Question:
         return self.id.split(".")[0]
 
     def arg_names(self) -> list[str]:
-        return list(inspect.signature(self.reference).parameters)
+        return list(_parameters(self.reference))
 
     def describe(self, path: tuple) -> str:
         """Human name of a position in the returned value, e.g. ``dw`` or ``params[1]``."""
@@ -134,6 +134,11 @@ class Question:
         else:
             head, rest = f"value {path[0]}", path[1:]
         return head + "".join(f"[{i}]" for i in rest)
+
+
+@functools.lru_cache(maxsize=256)
+def _parameters(fn) -> tuple:
+    return tuple(inspect.signature(fn).parameters)
 
 
 # ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from ..validation import as_array
 __all__ = [
     "linear_forward", "linear_backward", "relu_forward", "relu_backward",
     "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+    "silu_forward", "silu_backward",
 ]
 
 
@@ -145,3 +146,33 @@ def sigmoid_backward(dout, cache):
     out = cache
     dout = _check_dout(dout, out.shape)
     return dout * out * (1 - out)
+
+
+def silu_forward(x):
+    r"""SiLU ("swish"), ``torch.nn.functional.silu``: :math:`\mathrm{silu}(x) = x\,\sigma(x)`.
+
+    Inputs:  x: any shape, float.
+    Returns: out = x * sigmoid(x), cache = ``x`` (the derivative needs the input, not only the output).
+    """
+    x = as_array("x", x, dtype_kind="f", finite=False)
+    return x * _sigmoid_tails(x), x
+
+
+def silu_backward(dout, cache):
+    r"""Backward pass of :func:`silu_forward` (product rule):
+    :math:`dx = dout\,\sigma(x)\,\bigl(1 + x\,(1 - \sigma(x))\bigr)`.
+
+    Inputs:  dout: like x; cache: ``x`` from :func:`silu_forward`.
+    Returns: dx, like x.
+    """
+    x = cache
+    dout = _check_dout(dout, x.shape)
+    s = _sigmoid_tails(x)
+    return dout * s * (1.0 + x * (1.0 - s))
+
+
+def _sigmoid_tails(x):
+    """Sigmoid accurate in *relative* terms in both tails (``0.5 * (1 + tanh(x / 2))`` loses
+    digits for x << 0 by cancellation, which silu's x * sigmoid(x) would expose) and overflow-free."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))

@@ -10,7 +10,7 @@ import numpy as np
 from ..data import _rng, minibatches
 from ..losses import softmax_cross_entropy
 from ..utils import check_finite_loss
-from ..validation import as_array, check_positive
+from ..validation import as_array, check_positive, check_same_rows
 
 __all__ = ["fit", "evaluate", "FitHistory"]
 
@@ -50,7 +50,7 @@ def evaluate(model, X, y):
 
 
 def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
-        optimizer=None, X_val=None, y_val=None, callback=None) -> FitHistory:
+        optimizer=None, X_val=None, y_val=None, callback=None, loss_fn=None) -> FitHistory:
     """Train a classifier with mini-batch SGD on the softmax cross-entropy.
 
     Each step: ``logits = model(Xb)``, ``loss, dlogits = softmax_cross_entropy(logits, yb)``,
@@ -62,6 +62,15 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
     (a new order every epoch, reproducibly).  A non-finite loss stops training with
     :class:`course_lib.utils.TrainingDiverged` naming the step and the learning rate.
     callback: called as ``callback(epoch, history)`` after each epoch.
+
+    loss_fn: ``None`` (the softmax cross-entropy above) or any training loss
+    ``loss_fn(logits, yb, idx) -> (loss, dlogits)``, where ``idx`` are the batch's row indices
+    in ``X`` (``Xb = X[idx]``, ``yb = y[idx]``): per-example data kept beside ``X`` (cached
+    teacher logits for distillation, :mod:`course_lib.distill`) is looked up with them.  The
+    batches are the same with or without it.  With a ``loss_fn``, ``y`` may be ``None``
+    (unlabelled data: ``yb`` is then ``None`` and ``train_loss``/``train_acc`` stay empty);
+    ``train_loss``/``train_acc``/``val_*`` are always the cross-entropy and accuracy, whatever
+    the training loss.
     """
     if optimizer is None:
         if lr is None:
@@ -71,12 +80,24 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
         raise TypeError(f"optimizer must have a step(grads) method, got {type(optimizer).__name__}")
     check_positive("epochs", epochs, integer=True)
     check_positive("batch_size", batch_size, integer=True)
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(logits, yb, idx), got {loss_fn!r}")
     X = as_array("X", X, ndim=2, dtype_kind="fiu")
-    y = np.asarray(y)
+    if y is None and loss_fn is None:
+        raise ValueError("y must be given (labels for the cross-entropy) unless a loss_fn is given")
+    y = None if y is None else np.asarray(y)
+    if y is not None:
+        if y.ndim == 0:
+            raise ValueError(f"y must have one entry per row of X, got a scalar {y!r}")
+        check_same_rows("X", X, "y", y)
     if (X_val is None) != (y_val is None):
         raise ValueError("X_val and y_val must be given together")
     rng = _rng(seed)
-    loss_fn = _loss_fn(model)
+    if loss_fn is None:
+        ce = _loss_fn(model)
+
+        def loss_fn(logits, yb, idx):
+            return ce(logits, yb)
     params, grads = model.params, model.grads
     hist = FitHistory()
     t0 = time.perf_counter()
@@ -86,11 +107,13 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
         return lr if optimizer is None else getattr(optimizer, "lr", None)
 
     for epoch in range(epochs):
-        for Xb, yb in minibatches(X, y, batch_size, shuffle=True, seed=rng):
+        # batches of row indices (same order as minibatches(X, y) itself): a loss_fn can use them
+        for Xb, idx in minibatches(X, np.arange(X.shape[0]), batch_size, shuffle=True, seed=rng):
+            yb = None if y is None else y[idx]
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                 logits = model.forward(Xb)
                 if np.all(np.isfinite(logits)):
-                    loss, dlogits = loss_fn(logits, yb)
+                    loss, dlogits = loss_fn(logits, yb, idx)
                 else:
                     loss = float("nan")
                 check_finite_loss(loss, step=step, lr=current_lr(), epoch=epoch)
@@ -102,10 +125,11 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
                 else:
                     optimizer.step(grads)
             step += 1
-        tl, ta = evaluate(model, X, y)
-        check_finite_loss(tl, step=step, lr=current_lr(), epoch=epoch)
-        hist.train_loss.append(tl)
-        hist.train_acc.append(ta)
+        if y is not None:
+            tl, ta = evaluate(model, X, y)
+            check_finite_loss(tl, step=step, lr=current_lr(), epoch=epoch)
+            hist.train_loss.append(tl)
+            hist.train_acc.append(ta)
         if X_val is not None:
             vl, va = evaluate(model, X_val, y_val)
             hist.val_loss.append(vl)

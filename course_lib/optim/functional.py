@@ -217,3 +217,45 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step: int, *, l
     adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr=lr, beta1=beta1,
               beta2=beta2, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
               maximize=maximize, decoupled_weight_decay=True)
+
+
+def adamax_step(param, grad, exp_avg, exp_inf, step: int, *, lr: float, beta1: float,
+                beta2: float, eps: float, weight_decay: float = 0.0) -> None:
+    r"""One Adamax step on one parameter (Adam with the infinity norm, Kingma & Ba 2015, §7.1).
+
+    .. math::
+        g &\leftarrow \nabla + \lambda\,\theta \\
+        m &\leftarrow \beta_1 m + (1-\beta_1)\,g \\
+        u &\leftarrow \max(\beta_2\,u,\ |g| + \epsilon) \\
+        \theta &\leftarrow \theta - \frac{\eta}{1 - \beta_1^t}\,\frac{m}{u}
+
+    ``step`` is :math:`t`, 1-based.  ``u`` needs no bias correction: a max does not shrink
+    towards its zero start the way an average does.  ``eps`` sits *inside* the max.
+
+    param: (...) float, in place.  grad, exp_avg, exp_inf: same shape (the two states in place).
+    PyTorch: ``torch.optim.Adamax`` (``_single_tensor_adamax``).
+    """
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    lerp_(exp_avg, grad, 1 - beta1)
+    np.maximum(exp_inf * beta2, np.abs(grad) + eps, out=exp_inf)
+    param += -(lr / (1 - beta1 ** step)) * exp_avg / exp_inf
+
+
+def clip_grad_norm_(grads, max_norm: float) -> float:
+    r"""Scale a list of gradients in place so that their *global* 2-norm is at most ``max_norm``.
+
+    .. math:: N = \Bigl(\sum_i \lVert g_i\rVert_2^2\Bigr)^{1/2}, \qquad
+              g_i \leftarrow g_i \cdot \min\Bigl(1, \frac{\text{max\_norm}}{N + 10^{-6}}\Bigr)
+
+    One factor for all tensors, so the direction of the whole gradient is kept.  Returns
+    ``N``, the norm *before* clipping (log it: it is the best divergence alarm there is).
+    PyTorch: ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (its 1e-6 included).
+    """
+    if isinstance(max_norm, bool) or not np.isfinite(max_norm) or max_norm <= 0:
+        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
+    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))
+    coef = min(1.0, max_norm / (total + 1e-6))
+    for g in grads:
+        g *= coef
+    return total

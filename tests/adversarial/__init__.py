@@ -40,6 +40,34 @@ def softmax_cross_entropy(logits, y):
     p = np.exp(logp)
     p[rows, y] -= 1.0
     return float(-logp[rows, y].mean()), p / n''',
+    "huber_gradient": '''\
+def huber_gradient(X, y, w, b, delta):
+    r = X @ w + b - y
+    small = np.abs(r) <= delta
+    loss = np.where(small, r * r / 2, delta * np.abs(r) - delta * delta / 2).mean()
+    g = np.where(small, r, delta * np.sign(r)) / len(r)
+    return float(loss), X.T @ g, float(g.sum())''',
+    "newton_step": '''\
+def newton_step(X, y, w, b, alpha, lr):
+    n, d = X.shape
+    A = np.column_stack([X, np.ones(n)])
+    theta = np.concatenate([w, [b]])
+    D = np.eye(d + 1)
+    D[d, d] = 0.0
+    g = 2 / n * A.T @ (A @ theta - y) + 2 * alpha * D @ theta
+    H = 2 / n * A.T @ A + 2 * alpha * D
+    theta = theta - lr * np.linalg.inv(H) @ g
+    return theta[:d], theta[d]''',
+    "gd_forecast": '''\
+import math
+def gd_forecast(X, alpha, tol):
+    n, d = X.shape
+    A = np.column_stack([X, np.ones(n)])
+    H = 2 / n * A.T @ A + 2 * alpha * np.diag([1.0] * d + [0.0])
+    lam = np.linalg.eigvalsh(H)
+    kappa = lam[-1] / lam[0]
+    rho = (kappa - 1) / (kappa + 1)
+    return 2 / lam[-1], kappa, math.ceil(math.log(tol) / math.log(rho ** 2))''',
 }
 # chapters 2 and 3, written as a student would: the grader's plumbing for keyword
 # arguments, in-place state and grader-provided functions (numerical_gradient's f)
@@ -69,6 +97,27 @@ def numerical_gradient(f, x, h=1e-5):
         x[j] = old
         grad[j] = (fp - fm) / (2 * h)
     return grad""",
+        "silu_backward": """\
+def silu_backward(dout, cache):
+    s = 1 / (1 + np.exp(-np.clip(cache, -500, 500)))
+    return dout * (s + cache * s * (1 - s))""",
+        "residual_backward": """\
+def residual_backward(dout, cache):
+    x, W, b = cache
+    dz = dout * (x @ W.T + b > 0)
+    return dout + dz @ W, dz.T @ x, dz.sum(0)""",
+        "mlp_gradients": """\
+def mlp_gradients(W1, b1, W2, b2, X, y):
+    h = np.tanh(X @ W1.T + b1)
+    logits = h @ W2.T + b2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    n = len(y)
+    loss = -np.log(p[np.arange(n), y]).mean()
+    p[np.arange(n), y] -= 1
+    d = p / n
+    dz = (d @ W2) * (1 - h * h)
+    return float(loss), dz.T @ X, dz.sum(0), d.T @ h, d.sum(0)""",
     },
     "03_optimizers": {
         "sgd_momentum_step": """\
@@ -107,11 +156,47 @@ def cosine_warmup_lr(step, *, base_lr, warmup_steps, total_steps, start_factor, 
         return base_lr * (start_factor + (1 - start_factor) * step / warmup_steps)
     t = (step - warmup_steps) / (total_steps - warmup_steps)
     return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * t)) / 2""",
+        "adamax_step": """\
+def adamax_step(param, grad, exp_avg, exp_inf, step, *, lr, beta1, beta2, eps):
+    exp_avg[:] = beta1 * exp_avg + (1 - beta1) * grad
+    exp_inf[:] = np.maximum(beta2 * exp_inf, np.abs(grad) + eps)
+    param[:] = param - lr / (1 - beta1 ** step) * exp_avg / exp_inf""",
+        "heavy_ball_rate": """\
+import cmath
+def heavy_ball_rate(lam, lr, momentum):
+    worst = 0.0
+    for l in lam:
+        b = 1 + momentum - lr * l
+        d = cmath.sqrt(b * b - 4 * momentum)
+        worst = max(worst, abs((b + d) / 2), abs((b - d) / 2))
+    return worst""",
+        "clip_grad_norm_": """\
+def clip_grad_norm_(grads, max_norm):
+    total = np.sqrt(sum((g ** 2).sum() for g in grads))
+    if total + 1e-6 > max_norm:
+        for g in grads:
+            g *= max_norm / (total + 1e-6)
+    return float(total)""",
     },
 }
 FUNCTIONS = list(CORRECT)
 IDS = {f: f"01.{f}" for f in FUNCTIONS}
-FULL = 2.0  # points of every chapter-1 question
+
+
+
+def _points():
+    from course_lib.grade.registry import get_question
+    return {f: get_question(IDS[f]).points for f in FUNCTIONS}
+
+
+POINTS = _points()  # {function: points} of the chapter-1 questions
+TOTAL = sum(POINTS.values())
+
+
+def points(name, chapter=CHAPTER) -> float:
+    """Full marks of the question ``name`` of ``chapter`` (questions weigh differently)."""
+    from course_lib.grade.registry import get_question
+    return get_question(f"{chapter[:2]}.{name}").points
 
 
 def submission(*, replace=None, before=(), after=(), metadata=True, chapter=CHAPTER):
