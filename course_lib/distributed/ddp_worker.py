@@ -64,7 +64,8 @@ def _state_numpy(model) -> dict:
 def train_reference(sizes, state, X, y, idx, *, lr: float, momentum: float = 0.0) -> dict:
     """The single-process run DDP must reproduce: the whole global batch ``idx[t]`` per step.
 
-    Returns ``{"state": final weights, "losses": (steps,)}``.
+    Returns ``{"state": final weights, "losses": (steps,), "step_times": (steps,) seconds}``
+    (the step times are those of one process without DDP: the baseline of the timing table).
     """
     import torch
     import torch.nn.functional as F
@@ -72,15 +73,17 @@ def train_reference(sizes, state, X, y, idx, *, lr: float, momentum: float = 0.0
     model = build_torch_mlp(sizes, state)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     Xt, yt = torch.from_numpy(np.asarray(X, np.float64)), torch.from_numpy(np.asarray(y, np.int64))
-    losses = []
+    losses, times = [], []
     for batch in np.asarray(idx):
         b = torch.from_numpy(batch)
+        t0 = time.perf_counter()
         opt.zero_grad()
         loss = F.cross_entropy(model(Xt[b]), yt[b])
         loss.backward()
         opt.step()
+        times.append(time.perf_counter() - t0)
         losses.append(loss.item())
-    return {"state": _state_numpy(model), "losses": np.array(losses)}
+    return {"state": _state_numpy(model), "losses": np.array(losses), "step_times": np.array(times)}
 
 
 def ring_allreduce_p2p(t):
@@ -137,6 +140,7 @@ def _train_task(cfg, data, rank, world_size, out):
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    t_setup = time.perf_counter()  # model, optimizer (its first use imports torch._dynamo: seconds), DDP
     sizes = [int(s) for s in cfg["sizes"]]
     state = {k[len("w:"):]: data[k] for k in data.files if k.startswith("w:")}
     model = build_torch_mlp(sizes, state)
@@ -165,6 +169,7 @@ def _train_task(cfg, data, rank, world_size, out):
     steps = int(cfg["steps"])
     die_at, die_rank = cfg.get("die_at_step"), cfg.get("die_rank", 1)
     losses, times = [], []
+    out["setup_seconds"] = np.array(time.perf_counter() - t_setup)
     for t in range(start, steps):
         if die_at is not None and t == int(die_at) and rank == int(die_rank):
             sys.stderr.flush()
@@ -236,4 +241,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the results are on disk: skip the interpreter's teardown, which spends seconds unloading
+    # torch and torch._dynamo (which the optimizer and DDP import) -- per process, per launch
+    os._exit(code)

@@ -151,7 +151,7 @@ def dl_cases(rng):
 
 DISTILLATION_LOSS = Question(
     id="06.distillation_loss", func="distillation_loss", reference=distillation_loss,
-    make_cases=dl_cases, output_names=("loss", "dstudent_logits"), points=2.0,
+    make_cases=dl_cases, output_names=("loss", "dstudent_logits"), points=1.0,   # mirrors the lecture
     reference_modules=("course_lib.distill",),
     mistakes=(
         Mistake("no_T2", "you forgot to multiply the soft term by T**2: without it its gradient shrinks "

@@ -9,6 +9,7 @@ CHAPTER_MODULES = {
     "01_gradient_descent": "ch01",
     "02_neural_network": "ch02",
     "03_optimizers": "ch03",
+    "04_pruning": "ch04",
     "05_quantization": "ch05",
     "06_distillation": "ch06",
     "08_distributed": "ch08",

@@ -60,7 +60,9 @@ Weights follow ``torch.nn.Linear``: ``W`` is ``(out_features, in_features)``,
 The package, one concept per module: :mod:`~course_lib.nn.functional` (the core),
 :mod:`~course_lib.nn.modules` (layers), :mod:`~course_lib.nn.torch_bridge`,
 :mod:`~course_lib.nn.serialize` (save/load), :mod:`~course_lib.nn.summary`,
-:mod:`~course_lib.nn.train` (fit/evaluate).  Everything is importable from ``course_lib.nn``.
+:mod:`~course_lib.nn.train` (fit/evaluate), :mod:`~course_lib.nn.reparam` (pruning's
+``weight = weight_orig * weight_mask``, chapter 4: see :mod:`course_lib.prune`).  Everything is
+importable from ``course_lib.nn``.
 """
 
 from .functional import (linear_backward, linear_forward, relu_backward, relu_forward,

@@ -53,6 +53,72 @@ class Module:
         """``[(name, grad array), ...]`` aligned with :meth:`named_parameters`."""
         return []
 
+    # -- pruning support (chapter 4): torch's reparametrisation, see course_lib.prune ------------
+    def named_buffers(self) -> list:
+        """``[(name, array), ...]`` of non-trainable state (pruning masks ``"weight_mask"``)."""
+        return [(n, getattr(self, n)) for n in getattr(self, "_buffer_names", ())]
+
+    @property
+    def _forward_pre_hooks(self) -> dict:
+        if "_hooks" not in self.__dict__:
+            self._hooks = {}
+        return self._hooks
+
+    def register_forward_pre_hook(self, hook) -> int:
+        """Call ``hook(module, None)`` before every forward (torch's pruning recomputes
+        ``weight = weight_orig * weight_mask`` this way). Returns the hook's key."""
+        key = max(self._forward_pre_hooks, default=-1) + 1
+        self._forward_pre_hooks[key] = hook
+        return key
+
+    def _call_forward_pre_hooks(self) -> None:
+        for hook in list(self._forward_pre_hooks.values()):
+            hook(self, None)
+
+    def _rename_parameter(self, old: str, new: str) -> None:
+        # torch: register_parameter(new, p); del _parameters[old] -> ``new`` is listed last
+        names = self.__dict__.get("_param_names")
+        if names is None or old not in names:
+            raise ValueError(f"{old!r} is not a parameter of {self!r}")
+        arr = getattr(self, old)
+        names.remove(old)
+        names.append(new)
+        delattr(self, old)
+        setattr(self, new, arr)  # the same array object: optimizers holding it keep working
+
+    def register_buffer(self, name: str, array) -> None:
+        """Add (or replace) a non-trainable array, listed by :meth:`named_buffers`."""
+        names = self.__dict__.setdefault("_buffer_names", [])
+        if name not in names:
+            names.append(name)
+        setattr(self, name, array)
+
+    def unregister_buffer(self, name: str) -> None:
+        self._buffer_names.remove(name)
+        delattr(self, name)
+
+    def _mask_grads(self) -> None:
+        """The gradient reaching ``name_orig`` is ``d loss / d name * name_mask`` (torch's
+        autograd through the product); applied in place after each backward."""
+        for bname in getattr(self, "_buffer_names", ()):
+            if bname.endswith("_mask"):
+                g = getattr(self, "grad_" + bname[:-len("_mask")])
+                g *= getattr(self, bname)
+
+    def _state_items(self) -> list:
+        # torch's state_dict order: a module's parameters, then its buffers
+        return self.named_parameters() + self.named_buffers()
+
+    def _prepare_state(self, state: dict) -> None:
+        """Install identity pruning on every parameter that ``state`` carries a mask for (so a
+        pruned model's state can be loaded into a fresh model of the same architecture)."""
+        from .reparam import Identity
+
+        params = [n for n, _ in self.named_parameters()]
+        for key in state:
+            if key.endswith("_mask") and key[:-len("_mask")] in params:
+                Identity.apply(self, key[:-len("_mask")])
+
     @property
     def params(self) -> list:
         """The parameter arrays, a flat list ``[W1, b1, W2, b2, ...]`` of the live arrays."""
@@ -75,7 +141,7 @@ class Module:
 
     def state_dict(self) -> dict:
         """``{name: copy of the array}`` with torch's keys (``"0.weight"``, ...)."""
-        return {name: p.copy() for name, p in self.named_parameters()}
+        return {name: p.copy() for name, p in self._state_items()}
 
     def load_state_dict(self, state: dict) -> None:
         """Copy arrays into the parameters **in place** (optimizers keep their references).
@@ -83,7 +149,7 @@ class Module:
         Keys and shapes must match exactly (torch's ``strict=True``); values are cast to the
         parameter dtype.  Accepts NumPy arrays or torch tensors.
         """
-        named = dict(self.named_parameters())
+        named = dict(self._state_items())
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
         missing, unexpected = sorted(set(named) - set(state)), sorted(set(state) - set(named))
@@ -127,8 +193,10 @@ class Linear(Module):
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = np.zeros_like(self.bias) if bias else None
         self._cache = None
+        self._param_names = ["weight"] + (["bias"] if bias else [])  # renamed by pruning
 
     def forward(self, x):
+        self._call_forward_pre_hooks()  # pruned: weight = weight_orig * weight_mask
         out, self._cache = linear_forward(x, self.weight, self.bias)
         return out
 
@@ -140,14 +208,18 @@ class Linear(Module):
         np.copyto(self.grad_weight, dW, casting="same_kind")
         if db is not None:
             np.copyto(self.grad_bias, db, casting="same_kind")
+        self._mask_grads()  # pruned: the gradient reaching weight_orig is dW * weight_mask
         return dx
 
     def named_parameters(self):
-        return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias is not None else [])
+        """``[("weight", W), ("bias", b)]``; after pruning the weight, torch's order
+        ``[("bias", b), ("weight_orig", W)]``."""
+        return [(n, getattr(self, n)) for n in self._param_names]
 
     def named_grads(self):
-        return ([("weight", self.grad_weight)]
-                + ([("bias", self.grad_bias)] if self.bias is not None else []))
+        """Aligned with :meth:`named_parameters`; ``grad_weight`` is the gradient of
+        ``weight_orig`` once the weight is pruned (the masked one)."""
+        return [(n, getattr(self, "grad_" + n.removesuffix("_orig"))) for n in self._param_names]
 
     def spec(self) -> dict:
         return {"type": "Linear", "in_features": self.in_features,
@@ -155,13 +227,19 @@ class Linear(Module):
 
     def to_torch(self):
         import torch
+        from torch.nn.utils import prune as torch_prune
 
         layer = torch.nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
                                 dtype=torch_dtype(self.weight.dtype))
         with torch.no_grad():
-            layer.weight.copy_(torch.from_numpy(self.weight))
-            if self.bias is not None:
-                layer.bias.copy_(torch.from_numpy(self.bias))
+            for name in ("weight", "bias"):  # a pruned parameter's trainable values: name_orig
+                if getattr(self, name) is not None:
+                    src = getattr(self, name + "_orig", getattr(self, name))
+                    getattr(layer, name).copy_(torch.from_numpy(src))
+        for name, mask in self.named_buffers():  # pruned: the same weight_orig / weight_mask
+            if name.endswith("_mask"):
+                torch_prune.custom_from_mask(layer, name[:-len("_mask")],
+                                                      torch.from_numpy(mask.copy()))
         return layer
 
     def __repr__(self):
@@ -317,6 +395,19 @@ class Sequential(Module):
         return [(f"{i}.{name}", g) for i, layer in enumerate(self.layers)
                 for name, g in layer.named_grads()]
 
+    def named_buffers(self):
+        return [(f"{i}.{name}", b) for i, layer in enumerate(self.layers)
+                for name, b in layer.named_buffers()]
+
+    def _state_items(self):
+        return [(f"{i}.{name}", a) for i, layer in enumerate(self.layers)
+                for name, a in layer._state_items()]
+
+    def _prepare_state(self, state):
+        for i, layer in enumerate(self.layers):
+            layer._prepare_state({k.split(".", 1)[1]: v for k, v in state.items()
+                                  if k.split(".", 1)[0] == str(i)})
+
     # -- forward / backward ----------------------------------------------------------------
     def _check_input(self, X):
         X = as_array("X", X, ndim=2, dtype_kind="fiu")
@@ -361,6 +452,7 @@ class Sequential(Module):
         from ..kernels.activations import bias_relu_forward_
 
         lin = self.layers[group[0]]
+        lin._call_forward_pre_hooks()        # pruned: weight = weight_orig * weight_mask
         z = x @ lin.weight.T                 # BLAS does the matrix product ...
         bias_relu_forward_(z, lin.bias)      # ... one compiled pass adds b and clamps, in place
         self._fused_cache[group] = (x, z)
@@ -373,6 +465,7 @@ class Sequential(Module):
         x, out = self._fused_cache[group]
         dz = relu_bias_backward(dout, out, out_db=lin.grad_bias)  # mask and bias sum, one pass
         np.matmul(dz.T, x, out=lin.grad_weight)
+        lin._mask_grads()
         return dz @ lin.weight
 
     # -- utilities -----------------------------------------------------------------------
@@ -408,7 +501,9 @@ class Sequential(Module):
         from .serialize import build
 
         new = build(self.spec_full(), dtype=dtype, backend=self.backend)
-        new.load_state_dict(self.state_dict())
+        state = self.state_dict()
+        new._prepare_state(state)  # pruned layers stay pruned
+        new.load_state_dict(state)
         return new
 
     def copy(self):
@@ -491,7 +586,9 @@ class MLP(Sequential):
         activation = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}[acts.pop()] if acts else "relu"
         sizes = [lins[0].in_features] + [l.out_features for l in lins]
         net = cls(sizes, activation, dtype=lins[0].weight.dtype, backend=backend)
-        net.load_state_dict(Sequential(*layers).state_dict())
+        state = Sequential(*layers).state_dict()
+        net._prepare_state(state)
+        net.load_state_dict(state)
         return net
 
     def spec_full(self) -> dict:

@@ -52,5 +52,6 @@ def load(path, *, backend: str = "numpy"):
         state = {k: f[k] for k in f.files if k != "__architecture__"}
     dtype = arch.get("dtype") or "float32"
     model = build(arch, dtype=np.dtype(dtype), backend=backend)
+    model._prepare_state(state)  # saved masks: the layers are pruned again (weight_orig/weight_mask)
     model.load_state_dict(state)
     return model

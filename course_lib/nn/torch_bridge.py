@@ -34,7 +34,9 @@ def layers_from_torch(seq):
                 raise TypeError(f"seq[{i}] has dtype {m.weight.dtype}; use float32 or float64")
             dtypes.add(dtype)
             layer = Linear(m.in_features, m.out_features, bias=m.bias is not None, dtype=dtype)
-            layer.load_state_dict({k: v for k, v in m.state_dict().items()})
+            state = dict(m.state_dict())
+            layer._prepare_state(state)  # a pruned torch Linear: weight_orig + weight_mask
+            layer.load_state_dict(state)
             layers.append(layer)
         elif type(m).__name__ in ("ReLU", "Tanh", "Sigmoid") and type(m).__module__.startswith("torch.nn"):
             layers.append(_LAYERS[type(m).__name__]())
