@@ -58,6 +58,16 @@ CASES = {
         final_div_factor=100.0, base_momentum=0.8, max_momentum=0.9),
     "OneCycleLR-no-momentum": lambda m, o: m.OneCycleLR(o, max_lr=1.0, total_steps=N_STEPS,
                                                         cycle_momentum=False),
+    "PolynomialLR": lambda m, o: m.PolynomialLR(o, total_iters=30, power=2.0),
+    "PolynomialLR-default": lambda m, o: m.PolynomialLR(o),
+    "CosineAnnealingWarmRestarts": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=7, eta_min=1e-3),
+    "CosineAnnealingWarmRestarts-T_mult": lambda m, o: m.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2),
+    "SequentialLR-warmup-restarts": lambda m, o: m.SequentialLR(
+        o, [m.LinearLR(o, start_factor=0.1, total_iters=6),
+            m.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=2)], milestones=[6]),
+    "SequentialLR-warmup-polynomial": lambda m, o: m.SequentialLR(
+        o, [m.ConstantLR(o, factor=0.3, total_iters=4), m.PolynomialLR(o, total_iters=20, power=0.5)],
+        milestones=[4]),
 }
 
 
@@ -228,6 +238,8 @@ RESUMABLE = {
     "LinearLR": lambda m, o, e: m.LinearLR(o, start_factor=0.2, total_iters=10, last_epoch=e),
     "ConstantLR": lambda m, o, e: m.ConstantLR(o, factor=0.5, total_iters=8, last_epoch=e),
     "CosineAnnealingLR": lambda m, o, e: m.CosineAnnealingLR(o, T_max=15, last_epoch=e),
+    "PolynomialLR": lambda m, o, e: m.PolynomialLR(o, total_iters=12, power=1.5, last_epoch=e),
+    "CosineAnnealingWarmRestarts": lambda m, o, e: m.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2, last_epoch=e),
 }
 
 
@@ -311,3 +323,13 @@ def test_scheduler_needs_one_of_our_optimizers():
     _, topt = _opts()
     with pytest.raises(TypeError, match="optimizer must be a course_lib.optim Optimizer"):
         ours.StepLR(topt, step_size=2)
+
+
+def test_new_schedulers_reject_bad_arguments():
+    opt, _ = _opts()
+    with pytest.raises(ValueError, match="T_0 must be >= 1, got 0"):
+        ours.CosineAnnealingWarmRestarts(opt, T_0=0)
+    with pytest.raises(TypeError, match="T_mult must be an integer"):
+        ours.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=1.5)
+    with pytest.raises(ValueError, match="power"):
+        ours.PolynomialLR(opt, total_iters=3, power=0.0)

@@ -71,10 +71,13 @@ from .modules import ACTIVATIONS, MLP, Linear, Module, ReLU, Sequential, Sigmoid
 from .serialize import load
 from .summary import LayerSummary, Summary, summary
 from .train import FitHistory, evaluate, fit
+from .functional import dropout_backward, dropout_forward
+from .modules import Dropout
 
 __all__ = [
     "linear_forward", "linear_backward", "relu_forward", "relu_backward",
     "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
     "Module", "Linear", "ReLU", "Tanh", "Sigmoid", "Sequential", "MLP",
     "load", "summary", "Summary", "LayerSummary", "fit", "evaluate", "FitHistory", "ACTIVATIONS",
+    "Dropout", "dropout_forward", "dropout_backward",
 ]

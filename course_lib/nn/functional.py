@@ -15,6 +15,7 @@ __all__ = [
     "linear_forward", "linear_backward", "relu_forward", "relu_backward",
     "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
     "silu_forward", "silu_backward",
+    "dropout_forward", "dropout_backward",
 ]
 
 
@@ -176,3 +177,31 @@ def _sigmoid_tails(x):
     digits for x << 0 by cancellation, which silu's x * sigmoid(x) would expose) and overflow-free."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def dropout_forward(x, p: float, rng, training: bool = True):
+    r"""Inverted dropout: zero each entry with probability ``p``, scale the rest by ``1/(1-p)``.
+
+    ``out = x * mask``, ``mask = [u >= p] / (1 - p)`` with ``u ~ U[0, 1)`` drawn from ``rng``
+    (a ``np.random.Generator``), so ``E[out] = x`` and nothing changes at evaluation.
+    ``training=False`` or ``p == 0``: identity (cache ``None``); ``p == 1``: all zeros.
+    x: float array of any shape.  Returns ``(out, cache)``, the cache being the scaled mask.
+    PyTorch: ``F.dropout(x, p, training)`` (same semantics, its own random numbers).
+    """
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    x = as_array("x", x, dtype_kind="f", finite=False)
+    if not training or p == 0.0:
+        return x, None
+    if p == 1.0:
+        mask = np.zeros_like(x)
+    else:
+        mask = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1.0 - p)
+    return x * mask, mask
+
+
+def dropout_backward(dout, cache):
+    """``dx = dout * mask`` (the same scaled mask); ``dout`` itself when the forward was the identity."""
+    if cache is None:
+        return as_array("dout", dout, dtype_kind="f", finite=False)
+    return _check_dout(dout, cache.shape) * cache

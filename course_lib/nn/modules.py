@@ -593,3 +593,42 @@ class MLP(Sequential):
 
     def spec_full(self) -> dict:
         return {"type": "MLP", "sizes": self.sizes, "activation": self.activation}
+
+
+class Dropout(Module):
+    """``torch.nn.Dropout(p)``: :func:`dropout_forward` / :func:`dropout_backward`.
+
+    ``training`` (default True) switches it on; :meth:`eval` / :meth:`train` set it, as in torch.
+    seed: int or ``np.random.Generator`` for the masks.  No parameters.  (Not part of
+    :class:`MLP`, the torch bridge or ``save``/``load``: use it in your own loops.)
+    """
+
+    def __init__(self, p: float = 0.5, *, seed=0):
+        from .functional import dropout_forward
+
+        dropout_forward(np.zeros(1), p, None, training=False)     # validates p
+        self.p, self.training, self._rng, self._cache = float(p), True, _rng(seed), None
+
+    def train(self, mode: bool = True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def forward(self, x):
+        from .functional import dropout_forward
+
+        out, self._cache = dropout_forward(x, self.p, self._rng, self.training)
+        self._seen_forward = True
+        return out
+
+    def backward(self, dout):
+        from .functional import dropout_backward
+
+        if not getattr(self, "_seen_forward", False):
+            raise RuntimeError("Dropout.backward called before forward")
+        return dropout_backward(dout, self._cache)
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"

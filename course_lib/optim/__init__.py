@@ -4,6 +4,7 @@
 - :mod:`.optimizers`  ``SGD``, ``Adagrad``, ``RMSprop``, ``Adam``, ``AdamW``: state and
   hyperparameters
 - :mod:`.schedulers`  ``StepLR``, ``CosineAnnealingLR``, ``OneCycleLR``, ``ReduceLROnPlateau``, ...
+- :mod:`.clip`        ``clip_grad_norm_`` (torch.nn.utils.clip_grad_norm_)
 - :mod:`.bench`       timing one optimizer step: NumPy vs numba vs PyTorch (used by
   ``benchmarks/optimizer_step.py`` and the chapter notebook)
 
@@ -22,24 +23,28 @@ Usage::
 """
 
 from . import functional
+from .clip import clip_grad_norm_
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .schedulers import (
     ConstantLR,
     CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
     ExponentialLR,
     LambdaLR,
     LinearLR,
     LRScheduler,
     MultiStepLR,
     OneCycleLR,
+    PolynomialLR,
     ReduceLROnPlateau,
     SequentialLR,
     StepLR,
 )
 
 __all__ = [
-    "functional",
+    "functional", "clip_grad_norm_",
     "Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
     "LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
     "ExponentialLR", "CosineAnnealingLR", "SequentialLR", "OneCycleLR", "ReduceLROnPlateau",
+    "PolynomialLR", "CosineAnnealingWarmRestarts",
 ]

@@ -13,8 +13,12 @@ Differences from ``torch.optim``, all deliberate:
 
 * gradients are passed to :meth:`Optimizer.step` (NumPy arrays have no ``.grad``), so there
   is no ``zero_grad``; they must match the parameters in number, shape and dtype exactly;
-* one set of hyperparameters per optimizer (PyTorch's ``param_groups[0]``) stored as
-  attributes: ``opt.lr``, ``opt.momentum``, ``opt.betas``, ... ; schedulers read and write them;
+* the optimizer's hyperparameters are attributes (``opt.lr``, ``opt.momentum``, ``opt.betas``,
+  ...; schedulers read and write them).  ``params`` may also be a list of **parameter groups**,
+  dicts ``{"params": [...], "weight_decay": 0.0, ...}`` as in PyTorch: a group's entries override
+  the optimizer's attributes for its parameters (e.g. no weight decay on biases, a smaller lr
+  for one layer).  Groups that override ``lr`` (or ``momentum``/``betas``) cannot be driven by
+  our schedulers, which set one ``opt.lr`` (PyTorch schedules each group's lr separately);
 * ``backend="numpy"`` runs the readable reference in :mod:`course_lib.optim.functional`,
   ``backend="numba"`` its fused, parallel twin in :mod:`course_lib.kernels.optim`
   (instead of PyTorch's ``foreach=`` / ``fused=``);
@@ -55,6 +59,25 @@ def _check_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def _split_groups(params):
+    """``params`` as a flat list of arrays plus a list of group dicts (``None`` if no groups)."""
+    if isinstance(params, (list, tuple)) and params and all(isinstance(g, dict) for g in params):
+        flat, groups = [], []
+        for k, group in enumerate(params):
+            if "params" not in group:
+                raise ValueError(f"params[{k}] is a parameter group without a 'params' key: {group!r}")
+            members = group["params"]
+            if isinstance(members, np.ndarray):
+                members = [members]
+            members = list(members)
+            groups.append({**group, "params": members})
+            flat.extend(members)
+        return flat, groups
+    if isinstance(params, (list, tuple)) and any(isinstance(g, dict) for g in params):
+        raise TypeError("params must be a list of arrays or a list of parameter-group dicts, not a mix")
+    return params, None
 
 
 def _check_params(params) -> list[np.ndarray]:
@@ -98,6 +121,7 @@ class Optimizer:
     hyperparam_names: tuple[str, ...] = ()
 
     def __init__(self, params, *, backend: str = "numpy"):
+        params, groups = _split_groups(params)
         self.params = _check_params(params)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -106,6 +130,50 @@ class Optimizer:
         # Set by the first learning-rate scheduler attached (PyTorch: param_group["initial_lr"]).
         self.initial_lr: float | None = None
         self._check_hyperparams()
+        self._set_param_groups(groups)
+
+    # -- parameter groups ------------------------------------------------------------
+    def _set_param_groups(self, groups) -> None:
+        """``self.param_groups``: ``[{"params": [...], **overrides}]`` (one group, no overrides,
+        when ``params`` was a plain list); ``self._group_index[i]``: the group of ``params[i]``."""
+        if groups is None:
+            groups = [{"params": list(self.params)}]
+        index = []
+        for k, group in enumerate(groups):
+            unknown = set(group) - {"params"} - set(self.hyperparam_names)
+            if unknown:
+                raise ValueError(
+                    f"param_groups[{k}] has unknown key(s) {sorted(unknown)}; {type(self).__name__} "
+                    f"accepts {list(self.hyperparam_names)}")
+            with self._group_hyperparams(group):
+                try:
+                    self._check_hyperparams()
+                except (TypeError, ValueError) as err:
+                    raise type(err)(f"param_groups[{k}]: {err}") from None
+            index.extend([k] * len(group["params"]))
+        self.param_groups = groups
+        self._group_index = index
+
+    def _group_hyperparams(self, group):
+        """Context manager: the optimizer's attributes temporarily replaced by ``group``'s overrides."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def swap():
+            overrides = {k: v for k, v in group.items() if k != "params"}
+            saved = {k: getattr(self, k) for k in overrides}
+            try:
+                for k, v in overrides.items():
+                    setattr(self, k, v)
+                yield
+            finally:
+                for k, v in saved.items():
+                    setattr(self, k, v)
+        return swap()
+
+    def group_overrides(self) -> list[dict]:
+        """Each group's overriding hyperparameters (without its params)."""
+        return [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
 
     # -- hyperparameters -------------------------------------------------------------
     @property
@@ -132,8 +200,15 @@ class Optimizer:
         grads = self._check_grads(grads, check_finite)
         step_fn = getattr(_kernels() if self.backend == "numba" else functional,
                           self.step_function)
-        for param, grad, state in zip(self.params, grads, self.state):
-            self._update(step_fn, param, grad, state)
+        if len(self.param_groups) == 1 and len(self.param_groups[0]) == 1:
+            for param, grad, state in zip(self.params, grads, self.state):
+                self._update(step_fn, param, grad, state)
+            return
+        for k, group in enumerate(self.param_groups):     # PyTorch: for group in param_groups
+            with self._group_hyperparams(group):
+                for i, gk in enumerate(self._group_index):
+                    if gk == k:
+                        self._update(step_fn, self.params[i], grads[i], self.state[i])
 
     step_function = ""  # name of the function in functional / kernels.optim
 
@@ -176,7 +251,8 @@ class Optimizer:
         """
         return {"hyperparams": copy.deepcopy(self.hyperparams),
                 "initial_lr": self.initial_lr,
-                "state": copy.deepcopy(self.state)}
+                "state": copy.deepcopy(self.state),
+                "group_overrides": copy.deepcopy(self.group_overrides())}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore hyperparameters and state saved by :meth:`state_dict` (deep-copied)."""
@@ -216,6 +292,16 @@ class Optimizer:
             raise
         self.initial_lr = state_dict.get("initial_lr")
         self.state = new_states
+        overrides = state_dict.get("group_overrides")
+        if overrides is not None:
+            if len(overrides) != len(self.param_groups):
+                raise ValueError(
+                    f"state_dict['group_overrides'] has {len(overrides)} groups, the optimizer has "
+                    f"{len(self.param_groups)}")
+            for group, over in zip(self.param_groups, overrides):
+                for key in [k for k in group if k != "params"]:
+                    del group[key]
+                group.update(copy.deepcopy(over))
 
 
 class SGD(Optimizer):
@@ -290,6 +376,8 @@ class Adagrad(Optimizer):
             initial_accumulator_value, eps, maximize)
         super().__init__(params, backend=backend)
         # PyTorch creates Adagrad's state eagerly, in the constructor
+        # (from the constructor's initial_accumulator_value even where a parameter group
+        # overrides it: PyTorch does the same)
         for p, st in zip(self.params, self.state):
             st["step"] = 0
             st["sum"] = self._zeros(p, initial_accumulator_value)

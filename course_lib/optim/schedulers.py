@@ -61,6 +61,12 @@ def _check_optimizer(optimizer) -> Optimizer:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
             f"optimizer must be a course_lib.optim Optimizer, got {type(optimizer).__name__}")
+    for k, group in enumerate(getattr(optimizer, "param_groups", [])):
+        scheduled = sorted({"lr", "momentum", "betas"} & set(group))
+        if scheduled:
+            raise ValueError(
+                f"optimizer.param_groups[{k}] overrides {scheduled}: our schedulers set one "
+                "optimizer.lr (and momentum) for all groups; use one optimizer per group instead")
     return optimizer
 
 
@@ -640,3 +646,85 @@ class ReduceLROnPlateau(LRScheduler):
     def __repr__(self) -> str:
         return (f"ReduceLROnPlateau(mode={self.mode!r}, best={self.best!r}, "
                 f"num_bad_epochs={self.num_bad_epochs}, lr={self._last_lr[0]!r})")
+
+
+class PolynomialLR(LRScheduler):
+    r"""Polynomial decay to 0 over ``total_iters`` epochs, then constant:
+    :math:`\eta_t = \eta_0\,(1 - \min(t, T)/T)^{p}`.
+
+    Stepped recursively like PyTorch's (multiply by
+    :math:`((1 - t/T)/(1 - (t-1)/T))^p`), so it composes with other changes to the lr.
+    total_iters: int >= 1 (default 5); power > 0 (default 1: linear decay).
+    PyTorch: ``PolynomialLR(optimizer, total_iters=5, power=1.0)``.
+    """
+
+    def __init__(self, optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1):
+        self.total_iters = _check_int("total_iters", total_iters, 1)
+        self.power = check_positive("power", power)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return [self.optimizer.lr]
+        T, t = self.total_iters, self.last_epoch
+        return [self.optimizer.lr * ((1.0 - t / T) / (1.0 - (t - 1) / T)) ** self.power]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base_lr * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base_lr in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    r"""SGDR (Loshchilov & Hutter, 2017): cosine annealing that restarts from the initial lr.
+
+    :math:`\eta = \eta_{\min} + \tfrac12(\eta_0 - \eta_{\min})(1 + \cos(\pi\,T_{cur}/T_i))`, where
+    :math:`T_{cur}` counts the epochs since the last restart and the cycle length starts at
+    ``T_0`` and is multiplied by ``T_mult`` after every restart.
+    T_0: int >= 1; T_mult: int >= 1; eta_min >= 0.
+    PyTorch: ``CosineAnnealingWarmRestarts(optimizer, T_0, T_mult=1, eta_min=0.0)``.
+    """
+
+    def __init__(self, optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1):
+        self.T_0 = _check_int("T_0", T_0, 1)
+        self.T_i = self.T_0
+        self.T_mult = _check_int("T_mult", T_mult, 1)
+        self.eta_min = check_positive("eta_min", eta_min, allow_zero=True)
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base_lr in self.base_lrs]
+
+    def step(self) -> None:
+        self._step_count += 1
+        if self.last_epoch < 0:
+            self._update_lr(0)
+            return
+        self.T_cur += 1
+        if self.T_cur >= self.T_i:
+            self.T_cur %= self.T_i
+            self.T_i *= self.T_mult
+        self.last_epoch += 1
+        self.optimizer.lr = self.get_lr()[0]
+        self._last_lr = [self.optimizer.lr]
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        if epoch is None:
+            self.step()
+            return
+        # jump to an epoch (SequentialLR at a milestone, or the first step): PyTorch's step(epoch)
+        if epoch >= self.T_0:
+            if self.T_mult == 1:
+                self.T_cur = epoch % self.T_0
+            else:
+                n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                self.T_i = self.T_0 * self.T_mult ** n
+        else:
+            self.T_i = self.T_0
+            self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        self.optimizer.lr = self.get_lr()[0]
+        self._last_lr = [self.optimizer.lr]
