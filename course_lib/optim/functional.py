@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .clip import clip_grad_norm_  # noqa: F401  (one home: optim/clip.py; re-exported for the functional API)
+
 
 def lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
     r"""In place ``start <- start + weight * (end - start)``, exactly as ``torch.Tensor.lerp_``.
@@ -240,22 +242,3 @@ def adamax_step(param, grad, exp_avg, exp_inf, step: int, *, lr: float, beta1: f
     lerp_(exp_avg, grad, 1 - beta1)
     np.maximum(exp_inf * beta2, np.abs(grad) + eps, out=exp_inf)
     param += -(lr / (1 - beta1 ** step)) * exp_avg / exp_inf
-
-
-def clip_grad_norm_(grads, max_norm: float) -> float:
-    r"""Scale a list of gradients in place so that their *global* 2-norm is at most ``max_norm``.
-
-    .. math:: N = \Bigl(\sum_i \lVert g_i\rVert_2^2\Bigr)^{1/2}, \qquad
-              g_i \leftarrow g_i \cdot \min\Bigl(1, \frac{\text{max\_norm}}{N + 10^{-6}}\Bigr)
-
-    One factor for all tensors, so the direction of the whole gradient is kept.  Returns
-    ``N``, the norm *before* clipping (log it: it is the best divergence alarm there is).
-    PyTorch: ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` (its 1e-6 included).
-    """
-    if isinstance(max_norm, bool) or not np.isfinite(max_norm) or max_norm <= 0:
-        raise ValueError(f"max_norm must be a finite number > 0, got {max_norm!r}")
-    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))
-    coef = min(1.0, max_norm / (total + 1e-6))
-    for g in grads:
-        g *= coef
-    return total
