@@ -380,8 +380,16 @@ def bwrap_command(bwrap: str, root: Path, limits: Limits) -> list[str]:
     for f in ETC_FILES:
         a += ["--ro-bind-try", f, f]
     a += ["--proc", "/proc", "--dev", "/dev"]
+    # A checkout (and its .venv) under /tmp -- a CI clone, say -- is bound inside /tmp, so /tmp
+    # cannot be the usual symlink to the work tmpfs: it becomes a tmpfs of its own, mounted
+    # before those binds, and the disk budget is split between the two so the total still holds.
+    pydirs = _python_dirs()
+    tmp_taken = any(_under(d, ["/tmp"]) for d in pydirs)
+    disk = limits.disk_mb * 2**20 // (2 if tmp_taken else 1)
+    if tmp_taken:
+        a += ["--size", str(disk), "--tmpfs", "/tmp"]
     mounted = list(system)
-    for d in _python_dirs():
+    for d in pydirs:
         if not _under(d, mounted):
             a += ["--ro-bind", d, d]
             mounted.append(d)
@@ -402,10 +410,10 @@ def bwrap_command(bwrap: str, root: Path, limits: Limits) -> list[str]:
                 a += ["--ro-bind", empty_dir if os.path.isdir(path) else empty_file, path]
     if bwrap_supports(bwrap, "--disable-userns"):  # bubblewrap >= 0.8: no nested user namespaces
         a += ["--unshare-user", "--disable-userns"]  # (they would hand back capabilities in there)
-    a += ["--ro-bind", str(root), INSIDE,
-          "--size", str(limits.disk_mb * 2**20), "--tmpfs", f"{INSIDE}/work",
-          "--symlink", f"{INSIDE}/work", "/tmp",
-          "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", f"{INSIDE}/work"]
+    a += ["--ro-bind", str(root), INSIDE, "--size", str(disk), "--tmpfs", f"{INSIDE}/work"]
+    if not tmp_taken:
+        a += ["--symlink", f"{INSIDE}/work", "/tmp"]
+    a += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", f"{INSIDE}/work"]
     return a
 
 
