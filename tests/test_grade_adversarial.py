@@ -7,7 +7,6 @@ the exact score of every question plus the reason given.
 """
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adversarial import FUNCTIONS, POINTS, TOTAL, feedback, points, scores, submission, write
+from adversarial import FUNCTIONS, POINTS, TOTAL, feedback, points, processes_with, scores, submission, write
 from course_lib.grade.grader import grade_notebook
 from course_lib.grade.sandbox import Limits
 
@@ -273,18 +272,6 @@ def test_flooding_stdout(tmp_path):
     expect(r)
 
 
-def _processes_with(marker: str) -> list:
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
-
-
 def test_child_processes_do_not_outlive_the_kernel(tmp_path):
     marker = f"ORPHAN-{uuid.uuid4().hex}"
     # gd_step is right only if both children are running when the cell ends: the full
@@ -316,7 +303,7 @@ SPAWNED = _count() == 2
     gd = "def gd_step(params, grads, lr):\n    assert SPAWNED\n    return [p - lr * g for p, g in zip(params, grads)]"
     r = grade(tmp_path, submission(before=[spawn], replace={"gd_step": gd}))
     expect(r)
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_a_broken_notebook_gets_a_report(tmp_path):

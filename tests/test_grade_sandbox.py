@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from adversarial import FUNCTIONS, TOTAL, points, scores, submission, write
+from adversarial import FUNCTIONS, TOTAL, points, processes_with, scores, submission, write
 from course_lib.grade import sandbox as sb
 from course_lib.grade.grader import grade_notebook
 from course_lib.grade.sandbox import Limits
@@ -35,18 +35,6 @@ def gd_step_if(flag: str) -> str:
     """A correct gd_step that is right only if the global ``flag`` is true."""
     return (f"def gd_step(params, grads, lr):\n    assert {flag}, '{flag} is false'\n"
             "    return [p - lr * g for p, g in zip(params, grads)]")
-
-
-def _processes_with(marker: str) -> list:
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
 
 
 def test_the_sandbox_is_bubblewrap_here():
@@ -75,7 +63,7 @@ ALIVE = sum(1 for p in os.listdir("/proc") if p.isdigit()
 '''
     r = grade(tmp_path, submission(before=[chain], replace={"gd_step": gd_step_if("ALIVE")}))
     assert scores(r) == ALL_FULL, r["notes"]   # the chain was alive while grading ...
-    assert _processes_with(marker) == []        # ... and nothing of it survives
+    assert processes_with(marker) == []        # ... and nothing of it survives
 
 
 @needs_bwrap
