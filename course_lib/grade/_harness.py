@@ -407,8 +407,14 @@ def main():
     _errors = {n: getattr(builtins, n) for n in ("TypeError", "ValueError", "IndexError",
                                                  "KeyError", "ZeroDivisionError")}
 
+    # the call in progress: its arguments, and the callbacks that are closures over one of
+    # them (``Callback.reads_arg``): those send that argument's current value instead
+    live_args, reads = [], {}
+
     def _callback_proxy(name):
         def proxy(*args, **kwargs):
+            if name in reads:
+                args, kwargs = (live_args[reads[name]],), {}
             # the grader computes the callback in its own process and answers; it accepts
             # what the real function accepts (keyword arguments included)
             _send(wfd, {"op": "callback", "name": name, "args": _encode(list(args)),
@@ -456,6 +462,10 @@ def main():
                     raise NameError(f"your notebook does not define a function {msg['func']}")
                 args = decode(msg["args"], tokens)
                 kwargs = {str(k): decode(v, tokens)[0] for k, v in msg.get("kwargs", ())}
+                live_args[:] = args
+                reads.clear()
+                reads.update({str(n): int(k) for n, k in msg.get("reads", ())
+                              if type(k) is int and 0 <= k < len(args)})
                 for u in saved:
                     ns[u] = _callback_proxy(u)
                 with np.errstate(all="ignore"):

@@ -3,13 +3,16 @@ cross-entropy (as in chapter 1), and a numerical gradient.
 
 Signatures are the references' in :mod:`course_lib.nn` / :mod:`course_lib.gradcheck`:
 
-- ``linear_forward(x, W, b) -> (out, cache)``; only ``out`` is graded (the cache is yours)
+- ``linear_forward(x, W, b) -> (out, cache)`` with ``cache = (x, W, b)`` in this order (the
+  exercise's contract: the checker passes that tuple to ``linear_backward``); both are graded
 - ``linear_backward(dout, cache) -> (dx, dW, db)`` with ``cache = (x, W, b)``, the cache
   of the reference ``linear_forward``
 - ``relu_backward(dout, cache) -> dx`` with ``cache = x``, the ReLU's input
 - ``softmax_cross_entropy(logits, y) -> (loss, dlogits)``
 - ``numerical_gradient(f, x, h) -> grad``: centred differences, ``x`` perturbed in place and
-  restored; ``f`` is a function the grader provides
+  restored; ``f`` is a function the grader provides, in some cases a closure that reads ``x``
+  itself rather than its argument (as ``lambda _: loss(W)`` reads the weights), so a version
+  that perturbs a copy of ``x`` sees a constant ``f``
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from .spec import Bad, Callback, Case, Mistake, Question
 CHAPTER = "02_neural_network"
 
 
-def first_of_pair(value):
-    """``out`` of ``(out, cache)``."""
+def out_and_cache(value):
+    """``(out, cache)`` checked to be a pair (a list of two is accepted like a tuple)."""
     if isinstance(value, tuple) and len(value) == 2:
-        return value[0]
+        return value
     return Bad("not a pair (out, cache)")
 
 
@@ -66,9 +69,18 @@ def _lf_transposed_out(x, W, b):
     return W @ x.T + b[:, None], (x, W, b)
 
 
+def _lf_cache_order(x, W, b):
+    return x @ W.T + b, (W, x, b)
+
+
+def _lf_cache_out(x, W, b):
+    out = x @ W.T + b
+    return out, (out, W, b)
+
+
 LINEAR_FORWARD = Question(
     id="02.linear_forward", func="linear_forward", reference=nn.linear_forward,
-    make_cases=linear_forward_cases, output_names="out", project=first_of_pair, points=1.0,
+    make_cases=linear_forward_cases, output_names=("out", "cache"), project=out_and_cache, points=1.0,
     # regression.linear_forward is one output unit of it
     reference_modules=("course_lib.nn", "course_lib.kernels.dense", "course_lib.regression"),
     mistakes=(
@@ -77,6 +89,11 @@ LINEAR_FORWARD = Question(
         Mistake("no_bias", "you forgot the bias: out = x @ W.T + b", _lf_no_bias),
         Mistake("transposed_out", "your out is transposed: it must have one row per sample, "
                 "shape (n, out)", _lf_transposed_out),
+        Mistake("cache_order", "your cache is (W, x, b): linear_backward unpacks x, W, b = cache, "
+                "so return cache = (x, W, b) in this order", _lf_cache_order),
+        Mistake("cache_output", "your cache holds the output where the input belongs: the backward "
+                "pass needs the layer's input x (dW = dout.T @ x), so cache = (x, W, b)",
+                _lf_cache_out),
     ),
 )
 
@@ -228,11 +245,16 @@ def numgrad_cases(rng):
     def case(name, shape, h):
         data = (rng.standard_normal(shape), rng.standard_normal(shape))
         return Case(name, (Callback("smooth", data), rng.standard_normal(shape), h))
+    def closure(name, shape, h):
+        # f ignores its argument and reads x itself, like lambda _: loss(W) in the lecture
+        data = (rng.standard_normal(shape), rng.standard_normal(shape))
+        return Case(name, (Callback("smooth", data, reads_arg=1), rng.standard_normal(shape), h))
     return [
         case("a vector, h=1e-5", (int(rng.integers(3, 7)),), 1e-5),
         case("a matrix, h=1e-5", (2, 3), 1e-5),
         case("a matrix, h=1e-4", (3, 2), 1e-4),
         case("a single entry", (1,), 1e-5),
+        closure("f = lambda _: loss(x): it reads x itself, not its argument", (2, 3), 1e-5),
     ]
 
 
@@ -294,6 +316,15 @@ def _ng_all_at_once(f, x, h):
     return np.full(x.shape, (fp - fm) / (2 * h))
 
 
+def _ng_copies(f, x, h):
+    grad = np.zeros(x.shape)
+    for j in np.ndindex(x.shape):
+        e = np.zeros(x.shape)
+        e[j] = h
+        grad[j] = (f(x + e) - f(x - e)) / (2 * h)
+    return grad
+
+
 def _ng_rows(f, x, h):
     grad = np.zeros(x.shape)
     for i in range(x.shape[0]):
@@ -325,6 +356,10 @@ NUMERICAL_GRADIENT = Question(
                 "grad[j] needs f(x + h e_j)", _ng_all_at_once),
         Mistake("rows", "you perturb whole rows of a matrix: iterate over every entry "
                 "(np.nditer with multi_index, or np.ndindex(x.shape))", _ng_rows),
+        Mistake("copies", "you evaluate f at copies of x (x + h e_j): a gradient check passes "
+                "f = lambda _: loss(W), which reads the weights themselves and ignores its "
+                "argument, so it never sees a copy change. Perturb x in place (x[j] = old + h), "
+                "call f(x), and restore x[j] = old", _ng_copies),
     ),
 )
 

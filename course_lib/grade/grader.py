@@ -31,8 +31,8 @@ from .imports import (GRADE_PACKAGE, PACKAGE_DIR, answered_by, closure,  # noqa:
                       direct_imports, forbidden_for, module_graph)
 from .registry import CHAPTER_MODULES, chapter_questions
 from .release import without_note
-from .spec import (Observation, QuestionResult, case_callbacks, grade_question, materialize, observe,
-                   snapshot)
+from .spec import (Observation, QuestionResult, case_callbacks, closure_reads, grade_question, materialize,
+                   observe, snapshot)
 
 REPO_SOLUTIONS = PACKAGE_DIR.parent / "solutions"
 MAX_NOTEBOOK_BYTES = 20 * 2**20
@@ -307,7 +307,7 @@ class Session:
         before = snapshot(args)
         msg = {"op": "call", "func": question.func, "args": sb.to_wire(case.args),
                "kwargs": [[k, sb.to_wire([v])] for k, v in case.kwargs.items()],
-               "uses": sorted(question.uses)}
+               "uses": sorted(question.uses), "reads": closure_reads(case)}
         callbacks = dict(case_callbacks(case, question), **question.uses)
         try:
             reply = self.kernel.request(msg, self.limits.call_timeout, callbacks=callbacks)

@@ -58,11 +58,18 @@ class Callback:
 
     ``data``: plain data bound as its first arguments (``functools.partial``): it stays in
     the grader's process, the student's code only sees a function to call.
+
+    ``reads_arg``: if set, the function is a *closure* over positional argument
+    ``reads_arg`` of the graded call: it ignores what it is called with and evaluates
+    that argument's current value, as ``lambda _: loss(W)`` reads the weights ``W`` a
+    gradient checker perturbs.  Only a function that perturbs that very array in place
+    sees the perturbation; one that perturbs a copy sees a constant.
     """
 
-    def __init__(self, name: str, data: tuple = ()):
+    def __init__(self, name: str, data: tuple = (), reads_arg: int | None = None):
         self.name = name
         self.data = tuple(data)
+        self.reads_arg = None if reads_arg is None else int(reads_arg)
 
     def __repr__(self):
         return f"Callback({self.name!r})"
@@ -289,19 +296,36 @@ def case_callbacks(case: Case, question: Question) -> dict:
     return found
 
 
+def closure_reads(case: Case) -> list:
+    """``[[name, position], ...]`` for the positional callbacks of ``case`` that read an argument."""
+    return [[a.name, a.reads_arg] for a in case.args
+            if isinstance(a, Callback) and a.reads_arg is not None]
+
+
+def _reading(fn, args: list, position: int):
+    """``fn`` evaluated at ``args[position]`` whatever it is called with (see ``Callback``)."""
+    def closure(*_ignored, **_also_ignored):
+        return fn(args[position])
+    return closure
+
+
 def materialize(args, callbacks: dict):
     """Fresh argument objects for one run: arrays copied, tokens turned into objects."""
+    out = []
+
     def one(a):
         if isinstance(a, Rng):
             return np.random.default_rng(a.seed)
         if isinstance(a, Callback):
-            return bind_callback(a, callbacks)
+            fn = bind_callback(a, callbacks)
+            return fn if a.reads_arg is None else _reading(fn, out, a.reads_arg)
         if isinstance(a, list):
             return [one(v) for v in a]
         if isinstance(a, tuple):
             return tuple(one(v) for v in a)
         return copy.deepcopy(a)
-    return [one(a) for a in args]
+    out.extend(one(a) for a in args)
+    return out
 
 
 def snapshot(args):
