@@ -24,7 +24,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR",
                       os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".numba_cache"))
 
 from course_lib.kernels.int8 import has_vnni  # noqa: E402
-from course_lib.optim.bench import machine_summary  # noqa: E402
+from course_lib.machine import machine_summary  # noqa: E402
 from course_lib.quant.bench import SHAPES, benchmark_int8, format_int8_table  # noqa: E402
 
 

@@ -6,8 +6,10 @@
 
 Prints the median time of one step of SGD-momentum, Adam and AdamW for each variant, the
 ratio to ``torch fused``, the achieved bandwidth (bytes each optimizer must move per
-parameter / time) and that bandwidth as a percentage of a STREAM triad measured in the
-same run.  The implementation (and what is counted) is in ``course_lib/optim/bench.py``.
+parameter / time) and that bandwidth as a percentage of an in-place axpy ``y += s * x``
+timed in the same round-robin (plus STREAM's triad, to show its hidden write-allocate
+traffic), and which sizes fit in this machine's last-level cache.  The implementation (and
+what is counted) is in ``course_lib/optim/bench.py``.
 
 Timings depend on the machine and on what else runs on it: compare ratios within one
 run, and repeat a run before believing a small difference.
@@ -28,7 +30,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR",
                                    ".numba_cache"))
 
 from course_lib.optim.bench import (  # noqa: E402
-    OPTIMIZERS, VARIANTS, benchmark_optimizers, format_table, machine_summary)
+    OPTIMIZERS, VARIANTS, benchmark_optimizers, cache_note, format_table, machine_summary)
 
 
 def main(argv=None) -> int:
@@ -57,10 +59,13 @@ def main(argv=None) -> int:
         repeat=args.repeat, warmup=args.warmup, dtype=args.dtype, threads=args.threads,
         progress=lambda msg: print(f"  timing {msg} ...", file=sys.stderr, flush=True))
     print(format_table(rows))
+    print()
+    print(cache_note(rows, itemsize=4 if args.dtype == "float32" else 8))
     print("\nafter the run:", machine_summary())
-    print("GB/s counts the bytes each step must move (SGD-momentum 5, Adam/AdamW 7 elements "
-          "per parameter, triad 3); in-place updates avoid the triad's hidden write-allocate "
-          "read, so % triad can exceed 100.")
+    print("GB/s counts the bytes each step must move (SGD-momentum 5, Adam/AdamW 7 elements per "
+          "parameter, axpy and triad 3). axpy and the optimizers update in place, so each counted "
+          "byte crosses the bus once; the triad also reads the array it overwrites "
+          "(write-allocate), a fourth transfer it is not charged for.")
     return 0
 
 

@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/roofline.py               # the table (add --plot roofline.png for the figure)
     .venv/bin/python benchmarks/roofline.py --small --threads 1
 
-Peak float32 FLOP/s from the fastest of several GEMMs through NumPy's BLAS, bandwidth from the STREAM
-triad (numba, chapter 3), then GEMMs at the digits MLP's sizes and at 64x1024x1024, the fused
+Peak float32 FLOP/s from the fastest of several GEMMs through NumPy's BLAS, bandwidth from an
+in-place axpy y += s * x (numba, chapter 3's yardstick), then GEMMs at the digits MLP's sizes and at 64x1024x1024, the fused
 Adam step of chapter 3, and (when chapters 4 and 5 are present) the sparse SpMM and the int8
 GEMM.  Every point is the best of repeated runs; flops and bytes are counted in
 ``course_lib/compress/bench.py``.
@@ -22,7 +22,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR",
                                    ".numba_cache"))
 
 from course_lib.compress.bench import course_kernels, format_kernels, roofline_plot  # noqa: E402
-from course_lib.optim.bench import machine_summary  # noqa: E402
+from course_lib.machine import machine_summary  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR",
                                    ".numba_cache"))
 
 from course_lib.compress.bench import format_serving, serving_benchmark  # noqa: E402
-from course_lib.optim.bench import machine_summary  # noqa: E402
+from course_lib.machine import machine_summary  # noqa: E402
 
 
 def build_predictors(tmpdir: str, *, epochs: int = 30, threads=None):

@@ -7,12 +7,12 @@ of them alike; the statistic is the median.  Inputs are float32, ``B`` C-contigu
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 
 import numpy as np
 
+from .machine import machine_summary  # noqa: F401  (re-exported for the notebook)
 from .sparse import CSRMatrix, spmm
 
 __all__ = ["VARIANTS", "set_threads", "benchmark_structured", "format_structured", "make_problem", "time_variants", "benchmark_spmm", "format_table",
@@ -29,15 +29,6 @@ def set_threads(n: int) -> None:
     numba.set_num_threads(n)
     torch.set_num_threads(n)
     threadpool_limits(n)
-
-
-def machine_summary() -> str:
-    import numba
-    import torch
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (f"numba {numba.__version__} ({numba.get_num_threads()} threads), torch "
-            f"{torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs, "
-            f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 def make_problem(m=1024, k=1024, n=64, sparsity=0.9, seed=0, dtype=np.float32):

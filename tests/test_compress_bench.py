@@ -33,7 +33,7 @@ def test_time_best_takes_the_fastest_run():
 
 def test_roofline_table_and_plot():
     peak = bench.KernelPoint("peak", 2e9, 1e7, 0.01)       # 200 GFLOP/s
-    bw = bench.KernelPoint("triad", 2e8, 1.2e9, 0.1)       # 12 GB/s
+    bw = bench.KernelPoint("axpy", 2e8, 1.2e9, 0.1)        # 12 GB/s
     slow = bench.KernelPoint("adam", 1.1e8, 2.8e8, 0.05)   # 0.39 flop/byte, 2.2 GFLOP/s
     table = bench.format_kernels(peak, bw, [slow])
     line = [l for l in table.splitlines() if l.startswith("adam")][0]

@@ -270,6 +270,18 @@ def test_triad_kernel(dtype):
     np.testing.assert_array_equal(a, b + dtype(3.0) * c)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1001, 2 * K.GRAIN_SIZE + 1])     # serial and chunked paths
+def test_axpy_kernel_updates_in_place(dtype, n):
+    rng = np.random.default_rng(7)
+    y, x = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    expected = y + dtype(0.5) * x
+    y_in = y
+    K.axpy(y, x, 0.5)
+    assert y is y_in
+    np.testing.assert_array_equal(y, expected)
+
+
 def test_kernel_wrappers_reject_mismatched_arrays():
     p = np.zeros(4, dtype=np.float32)
     with pytest.raises(ValueError, match="grad must have dtype float32"):

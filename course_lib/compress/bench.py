@@ -8,9 +8,12 @@ operations while moving :math:`B` bytes to and from memory has *arithmetic inten
 
 where :math:`P_\text{peak}` is the machine's peak flop rate and :math:`\beta` its memory bandwidth.
 Both are *measured* here, not taken from a data sheet: :math:`P_\text{peak}` from a large float32
-GEMM through NumPy's BLAS (:func:`measure_peak_flops`), :math:`\beta` from a STREAM triad
-``a = b + s * c`` (the numba kernel of chapter 3, :func:`measure_bandwidth`), each the best of
-repeated runs (what the machine can do when nothing else gets in the way).  Below the ridge
+GEMM through NumPy's BLAS (:func:`measure_peak_flops`), :math:`\beta` from an in-place axpy
+``y += s * x`` (the numba kernel of chapter 3's benchmark, :func:`measure_bandwidth`), each the
+best of repeated runs (what the machine can do when nothing else gets in the way).  Not from
+STREAM's triad ``a = b + s * c``: it writes an array it never reads, so the CPU reads each
+cache line of ``a`` first (write-allocate) and the triad moves 4 arrays while charged for 3;
+its roof would sit too low and in-place kernels (Adam) would appear above it.  Below the ridge
 point :math:`I^* = P_\text{peak} / \beta` a kernel is memory bound (faster memory helps, more
 arithmetic units do not); above it, compute bound.
 
@@ -116,15 +119,18 @@ def measure_peak_flops(sizes=((256, 256, 256), (512, 512, 512), (1024, 1024, 102
 
 
 def measure_bandwidth(n: int = 20_000_000, *, repeat: int = 7) -> KernelPoint:
-    """STREAM triad ``a = b + s * c`` on float32 (numba, chapter 3): 2 flops, 12 bytes per element."""
-    from ..kernels.optim import triad
+    """In-place axpy ``y += s * x`` on float32 (numba, chapter 3): 2 flops, 12 bytes per element.
+
+    ``n`` elements make a working set of ``8 n`` bytes (160 MB by default): compare it with the
+    last-level cache (:func:`course_lib.machine.cache_sizes`) — on a machine whose cache holds
+    it, this measures the cache, not DRAM."""
+    from ..kernels.optim import axpy
 
     rng = np.random.default_rng(0)
-    a = np.empty(n, dtype=np.float32)
-    b = rng.standard_normal(n, dtype=np.float32)
-    c = rng.standard_normal(n, dtype=np.float32)
-    t = time_best(lambda: triad(a, b, c, 3.0), repeat=repeat, warmup=2)
-    return KernelPoint("triad (numba)", 2.0 * n, 12.0 * n, t)
+    y = rng.standard_normal(n, dtype=np.float32)
+    x = rng.standard_normal(n, dtype=np.float32)
+    t = time_best(lambda: axpy(y, x, 1e-30), repeat=repeat, warmup=2)
+    return KernelPoint("axpy (numba)", 2.0 * n, 12.0 * n, t)
 
 
 def _adam_point(n: int, *, repeat: int) -> KernelPoint:
@@ -175,17 +181,17 @@ def _optional_points(repeat: int) -> list[KernelPoint]:
 
 
 def course_kernels(*, repeat: int = 7, big: bool = True) -> tuple[KernelPoint, KernelPoint, list]:
-    """Measure the roof (peak GEMM, triad) and the course's kernels.
+    """Measure the roof (peak GEMM, axpy bandwidth) and the course's kernels.
 
     Returns ``(peak, bandwidth, points)``; ``big=False`` uses smaller sizes (for notebooks).
     """
     peak = measure_peak_flops(repeat=repeat) if big else measure_peak_flops(
         ((256, 256, 256), (64, 512, 512)), repeat=repeat)
-    bw = measure_bandwidth(20_000_000 if big else 4_000_000, repeat=repeat)
+    bw = measure_bandwidth(20_000_000 if big else 8_000_000, repeat=repeat)   # 160 / 64 MB
     points = [
         _gemm_point("GEMM digits layer 64x64x300", 64, 64, 300, repeat=repeat),
         _gemm_point("GEMM batch-1 layer 1x300x100", 1, 300, 100, repeat=repeat),
-        _adam_point(10_000_000 if big else 2_000_000, repeat=repeat),
+        _adam_point(10_000_000 if big else 8_000_000, repeat=repeat),   # 160 / 128 MB
     ]
     return peak, bw, points + _optional_points(repeat)
 

@@ -28,7 +28,8 @@ numba kernel              NumPy twin (course_lib.optim.functional)   elements mo
 ``adagrad_kernel``        ``adagrad_step``                           5
 ``rmsprop_kernel``        ``rmsprop_step``                           5 (+2 centered, +2 mom.)
 ``adam_kernel``           ``adam_step`` / ``adamw_step``             7 (+2 amsgrad)
-``triad_kernel``          ``a[:] = b + s * c`` (STREAM triad)        3
+``triad_kernel``          ``a[:] = b + s * c`` (STREAM triad)        3 (4 with write-allocate)
+``axpy_kernel``           ``y += s * x`` (BLAS axpy, in place)       3
 ========================  =========================================  =====================
 
 (elements read + written per parameter; times the itemsize for bytes.)
@@ -255,6 +256,25 @@ def triad_kernel_parallel(n_chunks, a, b, c, s):
         triad_kernel(a[lo:hi], b[lo:hi], c[lo:hi], s)
 
 
+@njit(**_SERIAL)
+def axpy_kernel(y, x, s):
+    """``y[i] += s * x[i]`` in place: read ``y`` and ``x``, write ``y`` back (3 elements).
+
+    The bandwidth yardstick for the optimizers.  Like them it updates in place, so every
+    byte it is charged for crosses the bus exactly once; the triad writes to an array it
+    never reads, and the CPU first reads each of its cache lines (write-allocate): a fourth,
+    uncounted transfer."""
+    for i in range(y.shape[0]):
+        y[i] += s * x[i]
+
+
+@njit(**_PARALLEL)
+def axpy_kernel_parallel(n_chunks, y, x, s):
+    for k in prange(n_chunks):
+        lo, hi = _chunk(k, n_chunks, y.shape[0])
+        axpy_kernel(y[lo:hi], x[lo:hi], s)
+
+
 def launch(kernel, kernel_parallel, n: int, *args) -> None:
     """Run ``kernel`` over ``n`` elements: serially below :data:`GRAIN_SIZE`, otherwise as
     ``kernel_parallel`` with one chunk per numba thread."""
@@ -409,3 +429,8 @@ def adamw_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, *, lr, be
 def triad(a, b, c, s) -> None:
     """``a[:] = b + s * c`` for 1-D contiguous float arrays of one dtype (STREAM triad)."""
     launch(triad_kernel, triad_kernel_parallel, a.shape[0], a, b, c, a.dtype.type(s))
+
+
+def axpy(y, x, s) -> None:
+    """``y += s * x`` in place for 1-D contiguous float arrays of one dtype (BLAS axpy)."""
+    launch(axpy_kernel, axpy_kernel_parallel, y.shape[0], y, x, y.dtype.type(s))
