@@ -138,6 +138,55 @@ def max_stable_lr(X) -> float:
     return 2.0 / float(np.linalg.eigvalsh(mse_hessian(X))[-1])
 
 
+def sgd_noise_floor(X, y, lr: float, batch_size: int, *, replacement: bool = True,
+                    first_order: bool = True) -> float:
+    r"""Predicted noise floor of constant-rate mini-batch SGD on the linear-regression MSE.
+
+    The stationary excess loss :math:`\mathbb E[L(\theta_t) - L^\star]` of
+    :math:`\theta \leftarrow \theta - \eta\, g_B`, a batch of ``batch_size`` = :math:`B` rows drawn
+    afresh at every step, linearised around the optimum :math:`\theta^\star`:
+
+    .. math:: \mathbb E[L - L^\star] \approx \frac{\eta}{4B}\operatorname{tr}\Sigma_1, \qquad
+              \Sigma_1 = \frac1n \sum_i g_i g_i^\top, \quad g_i = 2\,r_i^\star a_i, \quad a_i = (x_i, 1)
+
+    (:math:`\Sigma_1`: the covariance of the per-example gradients at the optimum, :math:`r^\star`
+    its residuals).  With ``first_order=False`` the :math:`\eta^2` term of the additive-noise model
+    is kept as well: :math:`\frac{\eta}{4B}\sum_j c_j / (1 - \eta\lambda_j/2)`, with
+    :math:`\lambda_j` the eigenvalues of :func:`mse_hessian` and :math:`c_j` the diagonal of
+    :math:`\Sigma_1` in its eigenbasis; it requires ``lr < 2 / lambda_max``.  Neither form includes
+    the batch's own curvature noise (the Hessian of a batch is not :math:`H`), an effect of order
+    :math:`\eta^2 / B`.
+
+    replacement: ``True`` for rows drawn with replacement (``torch.utils.data.RandomSampler(...,
+    replacement=True)``); ``False`` for a batch of distinct rows, which multiplies the gradient
+    noise, and the floor, by :math:`(n - B)/(n - 1)`.
+
+    X: (n, d) float, y: (n,).  Returns a float in the units of the loss (mean squared error).
+    """
+    X = as_array("X", X, ndim=2, dtype_kind="f")
+    y = as_array("y", y, ndim=1, dtype_kind="fiu")
+    check_same_rows("X", X, "y", y)
+    check_positive("lr", lr)
+    check_positive("batch_size", batch_size, integer=True)
+    n = X.shape[0]
+    if not replacement and batch_size > n:
+        raise ValueError(f"batch_size must be <= n = {n} without replacement, got {batch_size}")
+    w, b = normal_equations(X, y)
+    A = np.hstack([X, np.ones((n, 1), dtype=X.dtype)])
+    G = 2.0 * (A @ np.r_[w, b] - y)[:, None] * A        # per-example gradients at the optimum, (n, d + 1)
+    sigma1 = G.T @ G / n                                 # their mean is the full gradient, zero here
+    finite_pop = 1.0 if replacement else (n - batch_size) / (n - 1) if n > 1 else 0.0
+    scale = lr / (4.0 * batch_size) * finite_pop
+    if first_order:
+        return float(scale * np.trace(sigma1))
+    lam, Q = np.linalg.eigh(mse_hessian(X))
+    if lr * lam[-1] >= 2.0:
+        raise ValueError(f"lr must be < 2 / lambda_max = {2.0 / lam[-1]:.4g} for a noise floor to exist, "
+                         f"got {lr!r}")
+    c = np.einsum("ij,ik,kj->j", Q, sigma1, Q)          # diag(Q^T Sigma_1 Q)
+    return float(scale * np.sum(c / (1.0 - lr * lam / 2.0)))
+
+
 def softmax_forward(X, W, b) -> np.ndarray:
     """``logits = X @ W.T + b``.  X: (n, d), W: (C, d), b: (C,) -> (n, C)."""
     X = as_array("X", X, ndim=2, dtype_kind="f")
