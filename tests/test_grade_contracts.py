@@ -87,3 +87,23 @@ def test_a_correct_in_place_version_scores_full_through_the_sandbox(tmp_path):
     got = scores(r)
     assert got["numerical_gradient"] == ch02.NUMERICAL_GRADIENT.points
     assert got["linear_forward"] == ch02.LINEAR_FORWARD.points
+
+
+# ---------------------------------------------------------------- feedback names the wrong number
+
+FORECAST = CORRECT_BY_CHAPTER["01_gradient_descent"]["gd_forecast"]
+KAPPA_INVERTED = FORECAST.replace("kappa = lam[-1] / lam[0]", "kappa = lam[0] / lam[-1]")
+LR_AND_KAPPA = KAPPA_INVERTED.replace("return 2 / lam[-1]", "return 1 / lam[-1]")
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("src, blamed", [(KAPPA_INVERTED, "kappa differs"),
+                                         (LR_AND_KAPPA, "lr_max and kappa differ")])
+def test_a_function_returning_several_numbers_is_told_which_one_is_wrong(seed, src, blamed):
+    from course_lib.grade import ch01
+    assert src != FORECAST
+    q = next(v for v in vars(ch01).values() if getattr(v, "id", None) == "01.gd_forecast")
+    result = self_check(q, src, seed)
+    text = result.text()
+    # 1/kappa gives the same |rho| and so the same step count: steps is right and is not blamed
+    assert f"{blamed} from the expected value" in text and "steps" not in text, text

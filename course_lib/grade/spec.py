@@ -433,6 +433,10 @@ def observe_problem(question: Question, ref: Observation, got: Observation) -> s
     diff = compare(ref.value, got.value, rtol=question.rtol, atol=question.atol)
     if diff is not None:
         path, problem = diff
+        names = _which_numbers(question, ref.value, got.value) if not path else None
+        if names:
+            plural = " and " in names and problem.startswith("differs ")
+            return f"{names} {'differ ' + problem[len('differs '):] if plural else problem}"
         return f"{question.describe(path)} {problem}"
     if question.pure and got.mutated:
         return f"modified its argument {', '.join(got.mutated)} in place"
@@ -440,6 +444,24 @@ def observe_problem(question: Question, ref: Observation, got: Observation) -> s
         return (f"returned the array {', '.join(got.aliased)} itself (no copy): a later in-place "
                 f"update of the result would overwrite the caller's {got.aliased[0]}")
     return None
+
+
+def _which_numbers(question: Question, ref, got) -> str | None:
+    """For a function returning several numbers (stacked into one array by :func:`canonical`),
+    the names of those that differ, e.g. ``"kappa and steps"``; ``None`` otherwise."""
+    names = question.output_names
+    if not (isinstance(names, tuple) and type(ref) is np.ndarray and ref.ndim == 1
+            and ref.shape == (len(names),)):
+        return None
+    if isinstance(got, tuple) and all(type(g) is np.ndarray and g.ndim == 0 for g in got):
+        got = np.stack(got) if got else got
+    if type(got) is not np.ndarray or got.shape != ref.shape:
+        return None
+    wrong = [n for i, n in enumerate(names)
+             if compare(ref[i], got[i], rtol=question.rtol, atol=question.atol) is not None]
+    if not wrong:
+        return None
+    return wrong[0] if len(wrong) == 1 else ", ".join(wrong[:-1]) + " and " + wrong[-1]
 
 
 def same_behaviour(question: Question, a: Observation, b: Observation) -> bool:
