@@ -72,7 +72,8 @@ def check(question_id: str, fn) -> float:
     """Check ``fn`` against question ``question_id``; print feedback; return the score.
 
     Raises ``AssertionError`` carrying the feedback unless every case passes, so an
-    nbgrader grade cell calling ``check`` gives its points exactly when the function is right.
+    nbgrader grade cell calling ``check`` gives its points exactly when the function is right
+    (the feedback is then shown once, as the error's message, not printed as well).
     """
     question = get_question(question_id)
     if not callable(fn):
@@ -84,7 +85,7 @@ def check(question_id: str, fn) -> float:
     cases = question.make_cases(np.random.default_rng(CHECK_SEED))
     result = grade_question(question, cases, lambda case: run_local(fn, case, question, student=True))
     text = result.text()
-    print(text)
     if result.passed < result.total:
         raise AssertionError(text)
+    print(text)
     return result.score
