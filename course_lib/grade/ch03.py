@@ -680,7 +680,7 @@ def nadam_cases(rng):
 
 def _nadam(param, grad, m, v, prod, step, lr, beta1, beta2, eps, psi, *, const_mu=False,
            mu_t_ahead=False, beta_power=False, eps_inside=False, no_grad_term=False, grad_beta1=False,
-           prod_late=False, precedence=False, no_v_bias=False, rebind=False):
+           prod_late=False, precedence=False, no_v_bias=False, rebind=False, m_with_mu=False):
     if const_mu:
         mu = mu_next = beta1
     elif precedence:  # 0.96 ** t * psi
@@ -689,7 +689,8 @@ def _nadam(param, grad, m, v, prod, step, lr, beta1, beta2, eps, psi, *, const_m
         mu, mu_next = _mu(beta1, step, psi), _mu(beta1, step + 1, psi)
     old_prod = prod
     prod = prod * mu
-    new_m = beta1 * m + (1 - beta1) * grad
+    b1 = mu if m_with_mu else beta1
+    new_m = b1 * m + (1 - b1) * grad
     new_v = beta2 * v + (1 - beta2) * grad * grad
     if rebind:
         m, v = new_m, new_v
@@ -745,6 +746,9 @@ NADAM = Question(
                 "(1 - mu_product) * g / denom", _nadam_mistake(no_grad_term=True)),
         Mistake("gradient_term_beta1", "your gradient term has 1 - beta1: its weight is 1 - mu_t, "
                 "the scheduled momentum", _nadam_mistake(grad_beta1=True)),
+        Mistake("m_with_mu", "you average m with the scheduled mu_t: torch keeps Adam's running average, "
+                "exp_avg = beta1 * exp_avg + (1 - beta1) * grad; the schedule only enters the step's "
+                "coefficients", _nadam_mistake(m_with_mu=True)),
         Mistake("eps_inside", "your eps is inside the square root: the denominator is "
                 "sqrt(v / (1 - beta2**t)) + eps", _nadam_mistake(eps_inside=True)),
         Mistake("no_v_bias_correction", "you do not bias-correct v: divide it by 1 - beta2**t "
