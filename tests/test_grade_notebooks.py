@@ -170,6 +170,20 @@ def sgd_momentum_step(param, grad, momentum_buffer, *, lr, momentum, dampening):
     momentum_buffer += (1 - dampening) * grad
     param -= lr * momentum_buffer
     return momentum_buffer''',
+        ("nadam_step", "your momentum is the constant beta1"): '''
+def nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, step, *, lr, beta1, beta2, eps,
+               momentum_decay):
+    mu_product = mu_product * beta1
+    exp_avg[:] = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq[:] = beta2 * exp_avg_sq + (1 - beta2) * grad ** 2
+    denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step)) + eps
+    param -= lr * ((1 - beta1) / (1 - mu_product) * grad
+                   + beta1 / (1 - mu_product * beta1) * exp_avg) / denom
+    return mu_product''',
+        ("nesterov_rate", "the heavy ball's rate"): '''
+def nesterov_rate(lr, momentum, lam):
+    T = np.array([[1 + momentum - lr * lam, -momentum], [1.0, 0.0]])
+    return float(np.max(np.abs(np.linalg.eigvals(T))))''',
     },
 }
 

@@ -558,7 +558,7 @@ def _hb_plus_mu(lam, lr, momentum):
 
 HEAVY_BALL_RATE = Question(
     id="03.heavy_ball_rate", func="heavy_ball_rate", reference=heavy_ball_rate,
-    make_cases=heavy_ball_cases, output_names="rho", points=3.0, rtol=1e-8, atol=1e-12,
+    make_cases=heavy_ball_cases, output_names="rho", points=1.0, rtol=1e-8, atol=1e-12,
     reference_modules=(),
     mistakes=(
         Mistake("no_momentum", "your rate ignores the momentum: max |1 - lr * lambda| is plain gradient "
@@ -621,7 +621,7 @@ def _clip_mistake(**flags):
 CLIP_GRAD_NORM = Question(
     id="03.clip_grad_norm_", func="clip_grad_norm_", reference=F.clip_grad_norm_,
     make_cases=clip_cases, output_names=("total_norm (returned)", "grads (after the call)"),
-    inplace=("grads",), points=3.0, rtol=1e-9, atol=1e-15,
+    inplace=("grads",), points=1.0, rtol=1e-9, atol=1e-15,
     reference_modules=OPTIM_MODULES,
     mistakes=(
         Mistake("per_tensor", "you clip each tensor to max_norm on its own: clip_grad_norm_ uses the "
@@ -641,4 +641,229 @@ CLIP_GRAD_NORM = Question(
     ),
 )
 
-QUESTIONS = (SGD_MOMENTUM, RMSPROP, ADAM, COSINE, ADAMAX, HEAVY_BALL_RATE, CLIP_GRAD_NORM)
+
+
+# ----------------------------------------------------------------------------------
+# 03.nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, step, *, lr, beta1, beta2, eps,
+#               momentum_decay) -> mu_product
+
+
+def nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, step, *, lr, beta1, beta2, eps,
+               momentum_decay):
+    """Reference: :func:`course_lib.optim.functional.nadam_step` without weight decay."""
+    return F.nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, step, lr=lr, beta1=beta1,
+                        beta2=beta2, eps=eps, momentum_decay=momentum_decay)
+
+
+def _mu(beta1, t, psi):
+    return beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+
+
+def nadam_cases(rng):
+    def case(name, shape, step, *, psi=4e-3, eps=1e-8, scale=1.0, zero_state=False, lr=None):
+        beta1 = float(rng.uniform(0.8, 0.95))
+        p, g = rng.standard_normal(shape), rng.standard_normal(shape) * scale
+        m = np.zeros(shape) if zero_state else rng.standard_normal(shape) * 0.3 * scale
+        v = np.zeros(shape) if zero_state else rng.uniform(0.2, 1.0, shape) * scale ** 2
+        prod = float(np.prod([_mu(beta1, i, psi) for i in range(1, step)]))  # the state torch would hold
+        return Case(name, (p, g, m, v, prod, step), dict(
+            lr=float(rng.uniform(1e-2, 1e-1)) if lr is None else lr, beta1=beta1,
+            beta2=float(rng.uniform(0.99, 0.999)), eps=eps, momentum_decay=psi))
+    return [
+        case("the first step (state at zero, mu_product = 1)", (int(rng.integers(2, 8)),), 1, zero_state=True),
+        case("step 2, a matrix", (3, 2), 2),
+        case("step 5, a fast momentum schedule (momentum_decay = 0.3)", (5,), 5, psi=0.3),
+        case("a later step, momentum_decay = 0.05", (4,), int(rng.integers(20, 60)), psi=0.05),
+        case("tiny gradients, eps = 1e-3 matters", (6,), 3, eps=1e-3, scale=1e-3),
+    ]
+
+
+def _nadam(param, grad, m, v, prod, step, lr, beta1, beta2, eps, psi, *, const_mu=False,
+           mu_t_ahead=False, beta_power=False, eps_inside=False, no_grad_term=False, grad_beta1=False,
+           prod_late=False, precedence=False, no_v_bias=False, rebind=False, m_with_mu=False):
+    if const_mu:
+        mu = mu_next = beta1
+    elif precedence:  # 0.96 ** t * psi
+        mu, mu_next = (beta1 * (1.0 - 0.5 * 0.96 ** t * psi) for t in (step, step + 1))
+    else:
+        mu, mu_next = _mu(beta1, step, psi), _mu(beta1, step + 1, psi)
+    old_prod = prod
+    prod = prod * mu
+    b1 = mu if m_with_mu else beta1
+    new_m = b1 * m + (1 - b1) * grad
+    new_v = beta2 * v + (1 - beta2) * grad * grad
+    if rebind:
+        m, v = new_m, new_v
+    else:
+        m[...], v[...] = new_m, new_v
+    v_hat = v if no_v_bias else v / (1 - beta2 ** step)
+    denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
+    if beta_power:
+        bc, bc_next = 1 - beta1 ** step, 1 - beta1 ** (step + 1)
+    else:
+        bc = 1 - (old_prod if prod_late else prod)
+        bc_next = 1 - (old_prod if prod_late else prod) * mu_next
+    c_g = (1 - beta1 if grad_beta1 else 1 - mu) / bc
+    c_m = mu / bc if mu_t_ahead else mu_next / bc_next
+    if mu_t_ahead:
+        c_m = mu / (1 - prod)
+    if no_grad_term:
+        c_g = 0.0
+    param -= lr * (c_g * grad + c_m * m) / denom
+    return prod
+
+
+def _nadam_mistake(**flags):
+    def impl(param, grad, exp_avg, exp_avg_sq, mu_product, step, *, lr, beta1, beta2, eps, momentum_decay):
+        return _nadam(param, grad, exp_avg, exp_avg_sq, mu_product, step, lr, beta1, beta2, eps,
+                      momentum_decay, **flags)
+    return impl
+
+
+NADAM = Question(
+    id="03.nadam_step", func="nadam_step", reference=nadam_step,
+    make_cases=nadam_cases, output_names=("mu_product (returned)", "param (after the step)",
+                                          "exp_avg (after the step)", "exp_avg_sq (after the step)"),
+    inplace=("param", "exp_avg", "exp_avg_sq"), points=3.0, rtol=1e-9, atol=1e-12,
+    reference_modules=OPTIM_MODULES,
+    mistakes=(
+        Mistake("constant_mu", "your momentum is the constant beta1: NAdam's follows the schedule "
+                "mu_t = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay)), which starts near beta1 / 2",
+                _nadam_mistake(const_mu=True)),
+        Mistake("precedence", "you wrote 0.96 ** t * momentum_decay, which Python reads as "
+                "(0.96 ** t) * momentum_decay: the exponent is t * momentum_decay, 0.96 ** (t * momentum_decay)",
+                _nadam_mistake(precedence=True)),
+        Mistake("mu_t_in_lookahead", "your look-ahead term uses this step's mu_t: the momentum term is scaled "
+                "as if the next step had happened, mu_{t+1} / (1 - mu_product * mu_{t+1})",
+                _nadam_mistake(mu_t_ahead=True)),
+        Mistake("beta1_power_bias", "you bias-correct with 1 - beta1**t (Adam's): NAdam divides by "
+                "1 - (product of the mu's), 1 - mu_product for the gradient term and "
+                "1 - mu_product * mu_{t+1} for the momentum term", _nadam_mistake(beta_power=True)),
+        Mistake("old_product", "you use the product before multiplying in this step's mu_t: update "
+                "mu_product = mu_product * mu_t first", _nadam_mistake(prod_late=True)),
+        Mistake("no_gradient_term", "your step has only the momentum term (Adam with a look-ahead "
+                "coefficient): NAdam adds the current gradient on its own, lr * (1 - mu_t) / "
+                "(1 - mu_product) * g / denom", _nadam_mistake(no_grad_term=True)),
+        Mistake("gradient_term_beta1", "your gradient term has 1 - beta1: its weight is 1 - mu_t, "
+                "the scheduled momentum", _nadam_mistake(grad_beta1=True)),
+        Mistake("m_with_mu", "you average m with the scheduled mu_t: torch keeps Adam's running average, "
+                "exp_avg = beta1 * exp_avg + (1 - beta1) * grad; the schedule only enters the step's "
+                "coefficients", _nadam_mistake(m_with_mu=True)),
+        Mistake("eps_inside", "your eps is inside the square root: the denominator is "
+                "sqrt(v / (1 - beta2**t)) + eps", _nadam_mistake(eps_inside=True)),
+        Mistake("no_v_bias_correction", "you do not bias-correct v: divide it by 1 - beta2**t "
+                "before the square root", _nadam_mistake(no_v_bias=True)),
+        Mistake("rebind", "exp_avg = ... makes new arrays: the optimizer's state never changes; "
+                "update exp_avg and exp_avg_sq in place", _nadam_mistake(rebind=True)),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------
+# 03.nesterov_rate(lr, momentum, lam) -> float
+
+
+def nesterov_rate(lr, momentum, lam):
+    r"""Asymptotic convergence rate of ``torch.optim.SGD(nesterov=True, dampening=0)`` on the
+    1-D quadratic :math:`f = \lambda\theta^2/2`.
+
+    torch's update, :math:`b_t = \mu b_{t-1} + g_t`, :math:`\theta_{t+1} = \theta_t -
+    \eta\,(g_t + \mu b_t)` with :math:`g_t = \lambda\theta_t`, is linear in the state
+    :math:`(\theta_t, b_{t-1})`:
+
+    .. math:: \begin{pmatrix}\theta_{t+1}\\ b_t\end{pmatrix} =
+        \begin{pmatrix} 1 - \eta\lambda(1+\mu) & -\eta\mu^2 \\ \lambda & \mu \end{pmatrix}
+        \begin{pmatrix}\theta_t\\ b_{t-1}\end{pmatrix},
+        \qquad z^2 - (1+\mu)(1-\eta\lambda)\,z + \mu(1-\eta\lambda) = 0 .
+
+    Returns the spectral radius (the larger root's modulus; > 1: divergence).
+    """
+    T = np.array([[1 - lr * lam * (1 + momentum), -lr * momentum ** 2], [lam, momentum]], dtype=np.float64)
+    return float(np.max(np.abs(np.linalg.eigvals(T))))
+
+
+def nesterov_cases(rng):
+    return [
+        Case("complex regime: the ball oscillates", (0.1, 0.9, 1.0)),
+        Case("real regime: small momentum", (0.5, 0.1, 1.0)),
+        Case("real regime: small steps, small momentum", (0.1, 0.1, 1.0)),
+        Case("lr * lam > 1: a negative root dominates", (1.5, 0.3, 1.0)),
+        Case("divergent: beyond the edge 2(1+mu)/(1+2mu)", (1.9, 0.5, 1.0)),
+        Case("a steep direction", (float(rng.uniform(0.005, 0.015)), float(rng.uniform(0.6, 0.9)),
+                                   float(rng.uniform(50.0, 100.0)))),
+        Case("random values", (float(rng.uniform(0.05, 0.5)), float(rng.uniform(0.1, 0.95)),
+                               float(rng.uniform(0.5, 3.0)))),
+    ]
+
+
+def _roots_of(tr, det):
+    return np.roots([1.0, -tr, det])
+
+
+def _rho(T):
+    return float(np.max(np.abs(np.linalg.eigvals(np.array(T, dtype=np.float64)))))
+
+
+def _nag_heavy_ball(lr, momentum, lam):
+    return _rho([[1 + momentum - lr * lam, -momentum], [1.0, 0.0]])
+
+
+def _nag_no_grad_term(lr, momentum, lam):  # theta -= lr * mu * b_t
+    return _rho([[1 - lr * momentum * lam, -lr * momentum ** 2], [lam, momentum]])
+
+
+def _nag_trace_half(lr, momentum, lam):
+    z = _roots_of((1 + momentum) * (1 - lr * lam), momentum * (1 - lr * lam))
+    return float(np.max(np.abs(z.real)))
+
+
+def _nag_sqrt_det(lr, momentum, lam):
+    return float(np.sqrt(abs(momentum * (1 - lr * lam))))
+
+
+def _nag_squared(lr, momentum, lam):
+    return nesterov_rate(lr, momentum, lam) ** 2
+
+
+def _nag_det_mu(lr, momentum, lam):
+    return float(np.max(np.abs(_roots_of((1 + momentum) * (1 - lr * lam), momentum))))
+
+
+def _nag_abs_of_max(lr, momentum, lam):
+    z = np.linalg.eigvals(np.array([[1 - lr * lam * (1 + momentum), -lr * momentum ** 2], [lam, momentum]]))
+    return float(abs(z[np.argmax(z.real)]))
+
+
+def _nag_mu_once(lr, momentum, lam):
+    return _rho([[1 - lr * lam * (1 + momentum), -lr * momentum], [lam, momentum]])
+
+
+NESTEROV_RATE = Question(
+    id="03.nesterov_rate", func="nesterov_rate", reference=nesterov_rate,
+    make_cases=nesterov_cases, output_names="rho", points=3.0, rtol=1e-8, atol=1e-12,
+    reference_modules=(),
+    mistakes=(
+        Mistake("heavy_ball", "you return the heavy ball's rate (z**2 - (1 + mu - lr lam) z + mu): with "
+                "nesterov=True the gradient enters twice, theta -= lr * (g + mu * b) after b = mu * b + g",
+                _nag_heavy_ball),
+        Mistake("no_gradient_term", "your step is theta -= lr * mu * b: torch's Nesterov step is "
+                "theta -= lr * (g + mu * b), the current gradient is added on top of the buffer",
+                _nag_no_grad_term),
+        Mistake("mu_not_squared", "your matrix has -lr * mu where b_{t-1} enters theta: substitute "
+                "b_t = mu b_{t-1} + g_t into theta -= lr (g_t + mu b_t) and it is -lr * mu**2",
+                _nag_mu_once),
+        Mistake("determinant_mu", "your characteristic polynomial ends in + mu (the heavy ball's "
+                "determinant): for Nesterov the determinant is mu * (1 - lr * lam)", _nag_det_mu),
+        Mistake("half_trace", "when the eigenvalues are complex you take their real part |trace| / 2: "
+                "their modulus is sqrt(determinant); use np.abs of the complex roots", _nag_trace_half),
+        Mistake("sqrt_det_always", "you return sqrt(|determinant|): that is the rate only when the "
+                "roots are complex; when they are real the larger |root| decides", _nag_sqrt_det),
+        Mistake("abs_of_max", "you take |the eigenvalue with the largest real part|: the rate is the "
+                "largest modulus, and when lr * lam > 1 a negative root dominates; use np.max(np.abs(...))",
+                _nag_abs_of_max),
+        Mistake("squared", "you return rho**2 (the loss's rate): the question asks for the error's rate rho",
+                _nag_squared),
+    ),
+)
+
+QUESTIONS = (SGD_MOMENTUM, RMSPROP, ADAM, COSINE, HEAVY_BALL_RATE, CLIP_GRAD_NORM, ADAMAX, NADAM, NESTEROV_RATE)

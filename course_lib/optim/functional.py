@@ -26,6 +26,8 @@ ours                               PyTorch
 ``rmsprop_step``                   ``torch.optim.rmsprop._single_tensor_rmsprop``
 ``adam_step``                      ``torch.optim.adam._single_tensor_adam``
 ``adamw_step``                     the same with ``decoupled_weight_decay=True``
+``adamax_step``                    ``torch.optim.adamax._single_tensor_adamax``
+``nadam_step``                     ``torch.optim.nadam._single_tensor_nadam``
 =================================  ======================================================
 """
 
@@ -242,3 +244,53 @@ def adamax_step(param, grad, exp_avg, exp_inf, step: int, *, lr: float, beta1: f
     lerp_(exp_avg, grad, 1 - beta1)
     np.maximum(exp_inf * beta2, np.abs(grad) + eps, out=exp_inf)
     param += -(lr / (1 - beta1 ** step)) * exp_avg / exp_inf
+
+
+def nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product: float, step: int, *, lr: float,
+               beta1: float, beta2: float, eps: float, momentum_decay: float,
+               weight_decay: float = 0.0, decoupled_weight_decay: bool = False) -> float:
+    r"""One NAdam step on one parameter (Adam with Nesterov momentum, Dozat 2016).
+
+    .. math::
+        g &\leftarrow \nabla + \lambda\,\theta
+            \quad\text{(or, decoupled: } \theta \leftarrow (1-\eta\lambda)\,\theta) \\
+        \mu_t &= \beta_1\bigl(1 - \tfrac12\,0.96^{\,t\,\psi}\bigr), \qquad
+            \Pi_t = \Pi_{t-1}\,\mu_t \quad (\Pi_0 = 1) \\
+        m &\leftarrow \beta_1 m + (1-\beta_1)\,g, \qquad
+            v \leftarrow \beta_2 v + (1-\beta_2)\,g^2 \\
+        \theta &\leftarrow \theta - \eta\,\frac{1-\mu_t}{1-\Pi_t}\,\frac{g}{d}
+            - \eta\,\frac{\mu_{t+1}}{1-\Pi_t\,\mu_{t+1}}\,\frac{m}{d},
+            \qquad d = \sqrt{v/(1-\beta_2^t)} + \epsilon
+
+    (:math:`\psi` = ``momentum_decay``.)  The gradient enters twice: once on its own, once
+    inside :math:`m`, which is scaled as if the next step's momentum :math:`\mu_{t+1}` had
+    already been applied (the Nesterov look-ahead).  The bias correction of :math:`m` uses
+    the product of the momentum schedule, not :math:`1-\beta_1^t`.
+
+    ``step`` is :math:`t`, the 1-based number of this update; ``mu_product`` is
+    :math:`\Pi_{t-1}` (1.0 before the first step).  Returns :math:`\Pi_t`, the new product
+    (torch keeps it in ``state["mu_product"]``, a float32 scalar unless the default dtype is
+    float64).
+
+    param: (...) float, in place.  grad: same shape and dtype, read only.
+    exp_avg (:math:`m`), exp_avg_sq (:math:`v`): like param, in place, start at zero.
+    PyTorch: ``torch.optim.NAdam`` (``_single_tensor_nadam``; ``maximize`` is not supported).
+    """
+    bias_correction2 = 1 - beta2 ** step
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * param
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    mu_product = mu_product * mu
+    lerp_(exp_avg, grad, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    denom = np.sqrt(exp_avg_sq / bias_correction2)
+    denom += eps
+    mu_product_next = mu_product * mu_next
+    param += (-lr * (1.0 - mu) / (1.0 - mu_product)) * grad / denom
+    param += (-lr * mu_next / (1.0 - mu_product_next)) * exp_avg / denom
+    return mu_product

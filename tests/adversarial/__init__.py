@@ -177,6 +177,26 @@ def clip_grad_norm_(grads, max_norm):
         for g in grads:
             g *= max_norm / (total + 1e-6)
     return float(total)""",
+        "nadam_step": """\
+def nadam_step(param, grad, exp_avg, exp_avg_sq, mu_product, step, *, lr, beta1, beta2, eps,
+               momentum_decay):
+    mu_now = beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_nxt = beta1 * (1 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    mu_product = mu_product * mu_now
+    exp_avg[:] = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq[:] = beta2 * exp_avg_sq + (1 - beta2) * grad ** 2
+    denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step)) + eps
+    update = (1 - mu_now) / (1 - mu_product) * grad + mu_nxt / (1 - mu_product * mu_nxt) * exp_avg
+    param[:] = param - lr * update / denom
+    return mu_product""",
+        "nesterov_rate": """\
+import cmath
+def nesterov_rate(lr, momentum, lam):
+    # characteristic polynomial z^2 - (1 + mu)(1 - lr lam) z + mu (1 - lr lam)
+    a = 1 - lr * lam
+    tr, det = (1 + momentum) * a, momentum * a
+    d = cmath.sqrt(tr * tr - 4 * det)
+    return max(abs((tr + d) / 2), abs((tr - d) / 2))""",
     },
 }
 FUNCTIONS = list(CORRECT)
