@@ -374,8 +374,11 @@ def _cos(step, base_lr, warmup_steps, total_steps, start_factor, eta_min, *, plu
     if step < W:
         s = 0.0 if from_zero else start_factor
         t = step + 1 if plus_one else step
-        return base_lr * (s + (1 - s) * (t // W if floor_div else t / W))
-    progress = ((step - W) // (T - W)) if floor_div else (step if unshifted else step - W) / (T if period_total else T - W)
+        return base_lr * (s + (1 - s) * (t // W if floor_div in (True, "warmup") else t / W))
+    if floor_div in (True, "cosine"):
+        progress = (step - W) // (T - W)
+    else:
+        progress = (step if unshifted else step - W) / (T if period_total else T - W)
     lo = 0.0 if no_eta_min else eta_min
     if no_half:
         return lo + (base_lr - lo) * math.cos(math.pi * progress)
@@ -410,6 +413,12 @@ COSINE = Question(
         Mistake("floor_div", "you divide with // (integer division): step // warmup_steps and "
                 "(t - W) // (T - W) are 0 until the very end, so the schedule jumps instead of "
                 "ramping; use /", _cos_mistake(floor_div=True)),
+        Mistake("floor_div_warmup", "your warm-up divides with // (integer division): "
+                "step // warmup_steps is 0 until the end of the warm-up, so the rate stays at "
+                "start_factor * base_lr and then jumps; use /", _cos_mistake(floor_div="warmup")),
+        Mistake("floor_div_cosine", "your cosine phase divides with // (integer division): "
+                "(step - W) // (T - W) is 0 until the last step, so the rate stays at base_lr and "
+                "then drops to eta_min; use /", _cos_mistake(floor_div="cosine")),
     ),
 )
 
