@@ -103,14 +103,15 @@ def show_images(images, labels=None, *, ncols: int = 10, cmap: str = "gray_r", s
 
 
 def loss_contours(ax, W, B, L, *, n_levels: int = 14, lowest: float | None = None, colorbar=True,
-                  label: str = "loss (contour levels)", cmap: str = "viridis"):
+                  label: str = "loss (contour levels)", cmap: str = "viridis", bar_kw: dict | None = None):
     """Contour lines of a loss surface on ``ax``, log-spaced, with a colour bar that reads them.
 
     W, B, L: 2-D arrays of one shape (``np.meshgrid`` order): the two parameters and the loss at each
     pair. The levels are ``np.geomspace(1.05 * lowest, L.max(), n_levels)`` (``lowest`` defaults to
     ``L.min()``; pass the true minimum L* when the grid does not contain it): the interesting part
     of a bowl is near its bottom; colours and the bar are on a log scale too. ``colorbar``: True draws a bar beside ``ax``; a list of axes draws
-    one bar shared by them (draw the same levels on each); False draws none.
+    one bar shared by them (draw the same levels on each); False draws none. ``bar_kw`` goes to
+    ``Figure.colorbar`` (e.g. ``{"shrink": 0.8}``).
     Returns the ``ContourSet``.
     """
     W = as_array("W", W, ndim=2)
@@ -128,7 +129,7 @@ def loss_contours(ax, W, B, L, *, n_levels: int = 14, lowest: float | None = Non
                     norm=mpl.colors.LogNorm(levels[0], levels[-1]))   # colours spread like the levels
     if colorbar is not False:
         host = ax if colorbar is True else list(colorbar)
-        bar = ax.figure.colorbar(cs, ax=host, label=label, pad=0.02)
+        bar = ax.figure.colorbar(cs, ax=host, label=label, **{"pad": 0.02, **(bar_kw or {})})
         lo, hi = levels[0], levels[-1]                 # round ticks (1, 2, 5 x 10^k) inside the range
         ticks = [m * 10.0**k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
                  for m in (1, 2, 5) if lo <= m * 10.0**k <= hi]

@@ -108,8 +108,11 @@ def test_loss_contours_shares_one_bar_between_panels_and_checks_arguments():
     W, B, L = _bowl()
     fig, axes = plt.subplots(1, 3)
     for ax in axes:
-        plots.loss_contours(ax, W, B, L, colorbar=list(axes) if ax is axes[-1] else False)
+        plots.loss_contours(ax, W, B, L, colorbar=list(axes) if ax is axes[-1] else False, bar_kw={"shrink": 0.5})
     assert len(fig.axes) == 4
+    fig.canvas.draw()
+    bar_h, ax_h = fig.axes[-1].get_position().height, axes[0].get_position().height
+    assert bar_h == pytest.approx(0.5 * ax_h, rel=0.05)                    # bar_kw reaches Figure.colorbar
     with pytest.raises(ValueError, match="W, B and L must have one shape"):
         plots.loss_contours(axes[0], W, B, L[:-1])
     with pytest.raises(ValueError, match="lowest must be positive"):
