@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import scale, ticker
 
+from course_lib.validation import as_array, check_positive
+
 #: Colour cycle shared by every chapter (colour-blind friendly, Okabe-Ito).
 COLORS = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 
@@ -98,3 +100,58 @@ def show_images(images, labels=None, *, ncols: int = 10, cmap: str = "gray_r", s
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def loss_contours(ax, W, B, L, *, n_levels: int = 14, lowest: float | None = None, colorbar=True,
+                  label: str = "loss (contour levels)", cmap: str = "viridis", bar_kw: dict | None = None):
+    """Contour lines of a loss surface on ``ax``, log-spaced, with a colour bar that reads them.
+
+    W, B, L: 2-D arrays of one shape (``np.meshgrid`` order): the two parameters and the loss at each
+    pair. The levels are ``np.geomspace(1.05 * lowest, L.max(), n_levels)`` (``lowest`` defaults to
+    ``L.min()``; pass the true minimum L* when the grid does not contain it): the interesting part
+    of a bowl is near its bottom; colours and the bar are on a log scale too. ``colorbar``: True draws a bar beside ``ax``; a list of axes draws
+    one bar shared by them (draw the same levels on each); False draws none. ``bar_kw`` goes to
+    ``Figure.colorbar`` (e.g. ``{"shrink": 0.8}``).
+    Returns the ``ContourSet``.
+    """
+    W = as_array("W", W, ndim=2)
+    B = as_array("B", B, ndim=2)
+    L = as_array("L", L, ndim=2)
+    if not W.shape == B.shape == L.shape:
+        raise ValueError(f"W, B and L must have one shape, got {W.shape}, {B.shape} and {L.shape}")
+    check_positive("n_levels", n_levels, integer=True)
+    lowest = float(L.min()) if lowest is None else lowest
+    if not 0 < 1.05 * lowest < L.max():
+        raise ValueError(f"lowest must be positive and below L.max() / 1.05 = {L.max() / 1.05:.4g}, "
+                         f"got {lowest!r}")
+    levels = np.geomspace(1.05 * lowest, L.max(), n_levels)
+    cs = ax.contour(W, B, L, levels=levels, cmap=cmap, linewidths=0.8,
+                    norm=mpl.colors.LogNorm(levels[0], levels[-1]))   # colours spread like the levels
+    if colorbar is not False:
+        host = ax if colorbar is True else list(colorbar)
+        bar = ax.figure.colorbar(cs, ax=host, label=label, **{"pad": 0.02, **(bar_kw or {})})
+        lo, hi = levels[0], levels[-1]                 # round ticks (1, 2, 5 x 10^k) inside the range
+        ticks = [m * 10.0**k for k in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+                 for m in (1, 2, 5) if lo <= m * 10.0**k <= hi]
+        bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+        bar.ax.minorticks_off()
+    return cs
+
+
+def steps_in_frame(path, xlim, ylim) -> int:
+    """How many leading points of ``path`` lie inside the rectangle ``xlim`` x ``ylim``.
+
+    path: (k, 2) array of (x, y) points (non-finite points count as outside). Draw
+    ``path[:steps_in_frame(...)]`` to show a diverging path up to where it leaves the frame,
+    and say so, instead of letting it fill the panel. Returns an int in [0, k].
+    """
+    path = as_array("path", path, ndim=2, dtype_kind="fiu", finite=False)
+    if path.shape[1] != 2:
+        raise ValueError(f"path must have shape (k, 2), got {path.shape}")
+    for name, lim in (("xlim", xlim), ("ylim", ylim)):
+        if len(lim) != 2 or not lim[0] < lim[1]:
+            raise ValueError(f"{name} must be (low, high) with low < high, got {lim!r}")
+    with np.errstate(invalid="ignore"):
+        inside = ((path[:, 0] >= xlim[0]) & (path[:, 0] <= xlim[1])
+                  & (path[:, 1] >= ylim[0]) & (path[:, 1] <= ylim[1]))
+    return int(path.shape[0] if inside.all() else np.argmin(inside))

@@ -3,6 +3,7 @@
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
 from course_lib import plots
 
@@ -79,3 +80,57 @@ def test_log_axis_labels_read_as_plain_numbers_inside_a_decade():
     finally:
         plt.close("all")
         matplotlib.rcdefaults()
+
+
+def _bowl():
+    W, B = np.meshgrid(np.linspace(-3, 3, 61), np.linspace(-2, 2, 41))
+    return W, B, 0.1 + W**2 + 5 * B**2
+
+
+def test_loss_contours_draws_log_spaced_levels_and_a_colour_bar():
+    W, B, L = _bowl()
+    fig, ax = plt.subplots()
+    cs = plots.loss_contours(ax, W, B, L, n_levels=9, label="MSE")
+    np.testing.assert_allclose(cs.levels, np.geomspace(1.05 * L.min(), L.max(), 9))
+    bar = [a for a in fig.axes if a is not ax]
+    assert len(bar) == 1 and bar[0].get_ylabel() == "MSE"                 # one bar, labelled
+    ticks = bar[0].get_yticks()
+    assert len(ticks) >= 2 and np.all((ticks >= cs.levels[0]) & (ticks <= cs.levels[-1]))
+    assert all(np.log10(t / 10 ** np.floor(np.log10(t))).round(6) in (0, 0.30103, 0.69897) for t in ticks)
+    # colours are spread over the log-spaced levels: the lowest and highest use the ends of the colour map
+    assert cs.norm(cs.levels[0]) == 0 and cs.norm(cs.levels[-1]) == 1 and 0.4 < cs.norm(cs.levels[4]) < 0.6
+    np.testing.assert_allclose(plots.loss_contours(ax, W, B, L, lowest=0.05, colorbar=False).levels[0], 0.0525)
+    assert len(fig.axes) == 2                                               # colorbar=False adds none
+    plt.close("all")
+
+
+def test_loss_contours_shares_one_bar_between_panels_and_checks_arguments():
+    W, B, L = _bowl()
+    fig, axes = plt.subplots(1, 3)
+    for ax in axes:
+        plots.loss_contours(ax, W, B, L, colorbar=list(axes) if ax is axes[-1] else False, bar_kw={"shrink": 0.5})
+    assert len(fig.axes) == 4
+    fig.canvas.draw()
+    bar_h, ax_h = fig.axes[-1].get_position().height, axes[0].get_position().height
+    assert bar_h == pytest.approx(0.5 * ax_h, rel=0.05)                    # bar_kw reaches Figure.colorbar
+    with pytest.raises(ValueError, match="W, B and L must have one shape"):
+        plots.loss_contours(axes[0], W, B, L[:-1])
+    with pytest.raises(ValueError, match="lowest must be positive"):
+        plots.loss_contours(axes[0], W, B, L, lowest=-1.0)
+    with pytest.raises(ValueError, match="L must be 2-dimensional"):
+        plots.loss_contours(axes[0], W, B, L.ravel())
+    plt.close("all")
+
+
+def test_steps_in_frame_counts_the_leading_points_inside():
+    path = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [5.0, 0.0], [0.0, 0.0]])
+    assert plots.steps_in_frame(path, (-1, 2), (-1, 2)) == 3                # on the edge counts as inside
+    assert plots.steps_in_frame(path, (-1, 10), (-1, 10)) == 5              # all inside
+    assert plots.steps_in_frame(path, (0.5, 2), (-1, 2)) == 0               # the first point is outside
+    assert plots.steps_in_frame(path, (-1, 10), (-1, 1.5)) == 2             # y leaves first
+    assert plots.steps_in_frame([[0, 0], [np.inf, 0], [0, 0]], (-1, 1), (-1, 1)) == 1   # inf: outside
+    assert plots.steps_in_frame([[0.0, np.nan]], (-1, 1), (-1, 1)) == 0
+    with pytest.raises(ValueError, match=r"path must have shape \(k, 2\)"):
+        plots.steps_in_frame(np.zeros((3, 3)), (0, 1), (0, 1))
+    with pytest.raises(ValueError, match="xlim must be"):
+        plots.steps_in_frame(path, (1, 0), (0, 1))
