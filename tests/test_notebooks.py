@@ -58,23 +58,56 @@ def test_run_dependent_cells_are_tagged_nbval_ignore_output(path):
             assert "nbval-ignore-output" in cell.metadata.get("tags", []), src[:80]
 
 
-def imported_modules(path) -> set:
-    names = set()
+def _names(node) -> set:
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names}
+    if isinstance(node, ast.ImportFrom):
+        return {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return set()
+
+
+def _catches_import_error(handler) -> bool:
+    kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(k, ast.Name) and k.id in ("ImportError", "ModuleNotFoundError") for k in kinds)
+
+
+def imported_modules(path, *, unguarded_only=False) -> set:
+    """Modules the notebook's code cells import; ``unguarded_only``: leave out imports inside
+    ``try: ... except ImportError`` (they fail quietly where the module is absent)."""
+    names, guarded = set(), set()
     for cell in code_cells(path):
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                names |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-    return names
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            names |= _names(node)
+            if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+                for stmt in node.body:
+                    for inner in ast.walk(stmt):
+                        guarded |= _names(inner)
+    return names - guarded if unguarded_only else names
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_solutions_never_import_what_their_questions_ask_for(path):
-    # In graded mode these modules are stubs and torch is absent: importing one zeroes questions.
+    # In graded mode these modules are stubs (importing one zeroes questions) and torch is absent:
+    # an unguarded import of torch fails the cell; inside try/except ImportError it is skipped.
     assert path.stem in CHAPTER_MODULES, f"{path.name} has no questions registered in course_lib.grade"
-    forbidden = {"torch"} | {m for q in chapter_questions(path.stem) for m in q.reference_modules}
+    stubs = {m for q in chapter_questions(path.stem) for m in q.reference_modules}
     imported = imported_modules(path)
+    unguarded = imported_modules(path, unguarded_only=True)
     assert "course_lib.grade.check" in imported  # the parse found the setup cell's imports
-    bad = sorted(m for m in imported if any(m == f or m.startswith(f + ".") for f in forbidden))
+    under = lambda m, tops: any(m == f or m.startswith(f + ".") for f in tops)
+    bad = sorted(m for m in imported if under(m, stubs)) + sorted(m for m in unguarded if under(m, {"torch"}))
     assert not bad, f"{path.name} imports reference modules: {bad}"
+
+
+def test_a_guarded_torch_import_is_told_apart_from_a_plain_one(tmp_path):
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "try:\n    import torch\nexcept ImportError:\n    torch = None\nimport numpy")])
+    path = tmp_path / "g.ipynb"
+    nbformat.write(nb, str(path))
+    assert imported_modules(path) == {"torch", "numpy"}
+    assert imported_modules(path, unguarded_only=True) == {"numpy"}
+    nb.cells[0].source = "try:\n    import torch\nexcept KeyError:\n    pass"
+    nbformat.write(nb, str(path))
+    assert imported_modules(path, unguarded_only=True) == {"torch"}

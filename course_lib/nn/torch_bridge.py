@@ -41,8 +41,11 @@ def layers_from_torch(seq):
         elif type(m).__name__ in ("ReLU", "Tanh", "Sigmoid") and type(m).__module__.startswith("torch.nn"):
             layers.append(_LAYERS[type(m).__name__]())
         else:
-            raise ValueError(f"seq[{i}] is a {type(m).__name__}; only Linear, ReLU, Tanh and "
-                             f"Sigmoid have a course_lib.nn counterpart")
+            hint = (" (course_lib.nn.Dropout exists, but from_torch converts only layers with "
+                    "parameters or a fixed function; add our Dropout yourself)"
+                    if isinstance(m, torch.nn.Dropout) else "")
+            raise ValueError(f"seq[{i}] is a {type(m).__name__}; from_torch converts only Linear, "
+                             f"ReLU, Tanh and Sigmoid{hint}")
     if len(dtypes) > 1:
         raise TypeError(f"seq mixes parameter dtypes {sorted(map(str, dtypes))}")
     return layers
