@@ -42,8 +42,9 @@ def _loss_fn(model):
 def evaluate(model, X, y):
     """``(mean softmax cross-entropy, accuracy)`` of ``model`` on ``(X, y)``.
 
-    Computed in evaluation mode (``model.eval()``: no dropout), then the model's mode is
-    restored; torch: ``model.eval()`` before scoring, ``model.train()`` after.
+    Computed in evaluation mode (``model.eval()``: no dropout), then ``model.train(mode)``
+    restores the mode it had (per-layer modes that differed from the model's are reset, as
+    torch's ``model.train()`` resets them); torch: ``model.eval()`` before scoring.
     """
     mode = getattr(model, "training", None)      # None: a model without train/eval modes
     if mode is not None:
