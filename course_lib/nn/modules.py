@@ -36,8 +36,30 @@ class Module:
     PyTorch: ``torch.nn.Module`` (whose backward is automatic).
     """
 
+    #: training mode (True, the default) or evaluation mode; set by :meth:`train` / :meth:`eval`
+    training = True
+
     def __call__(self, x):
         return self.forward(x)
+
+    def children(self) -> list:
+        """The direct sub-modules (a container's layers; none for a layer), ``torch.nn.Module.children``."""
+        return []
+
+    def train(self, mode: bool = True):
+        """Set training mode (``mode=True``) or evaluation mode on this module and every sub-module;
+        returns ``self``.  Only layers that behave differently in training (:class:`Dropout`) read
+        ``training``.  PyTorch: ``torch.nn.Module.train(mode)``."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"mode must be a bool, got {mode!r}")
+        self.training = bool(mode)
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode, ``train(False)`` (``torch.nn.Module.eval``); returns ``self``."""
+        return self.train(False)
 
     def forward(self, x):  # pragma: no cover - interface
         raise NotImplementedError
@@ -340,6 +362,9 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self.layers)
 
+    def children(self) -> list:
+        return list(self.layers)
+
     def __repr__(self):
         body = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"{type(self).__name__}({body}\n)" if self.layers else f"{type(self).__name__}()"
@@ -598,9 +623,11 @@ class MLP(Sequential):
 class Dropout(Module):
     """``torch.nn.Dropout(p)``: :func:`dropout_forward` / :func:`dropout_backward`.
 
-    ``training`` (default True) switches it on; :meth:`eval` / :meth:`train` set it, as in torch.
+    ``training`` (default True) switches it on; :meth:`eval` / :meth:`train` set it, as in torch
+    (on a :class:`Sequential` holding it too: :func:`course_lib.nn.fit` trains in training mode and
+    :func:`course_lib.nn.evaluate` evaluates in evaluation mode).
     seed: int or ``np.random.Generator`` for the masks.  No parameters.  (Not part of
-    :class:`MLP`, the torch bridge or ``save``/``load``: use it in your own loops.)
+    :class:`MLP`, the torch bridge or ``save``/``load``: put it in a :class:`Sequential`.)
     """
 
     def __init__(self, p: float = 0.5, *, seed=0):
@@ -608,13 +635,6 @@ class Dropout(Module):
 
         dropout_forward(np.zeros(1), p, None, training=False)     # validates p
         self.p, self.training, self._rng, self._cache = float(p), True, _rng(seed), None
-
-    def train(self, mode: bool = True):
-        self.training = bool(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     def forward(self, x):
         from .functional import dropout_forward

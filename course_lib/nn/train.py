@@ -40,9 +40,21 @@ def _loss_fn(model):
 
 
 def evaluate(model, X, y):
-    """``(mean softmax cross-entropy, accuracy)`` of ``model`` on ``(X, y)``."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        logits = model.forward(X)
+    """``(mean softmax cross-entropy, accuracy)`` of ``model`` on ``(X, y)``.
+
+    Computed in evaluation mode (``model.eval()``: no dropout), then ``model.train(mode)``
+    restores the mode it had (per-layer modes that differed from the model's are reset, as
+    torch's ``model.train()`` resets them); torch: ``model.eval()`` before scoring.
+    """
+    mode = getattr(model, "training", None)      # None: a model without train/eval modes
+    if mode is not None:
+        model.eval()
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = model.forward(X)
+    finally:
+        if mode is not None:
+            model.train(mode)
     if not np.all(np.isfinite(logits)):
         return float("nan"), float("nan")
     loss, _ = softmax_cross_entropy(logits, y)
@@ -57,6 +69,11 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
     ``model.backward(dlogits)``, then either plain SGD in place (``p -= lr * g`` for every
     parameter, ``torch.optim.SGD(params, lr)``) or ``optimizer.step(model.grads)`` if an
     optimizer is given (anything holding ``model.params`` with a ``step(grads)`` method).
+
+    Modes, as in a torch training loop: every epoch trains in training mode (``model.train()``,
+    so a :class:`~course_lib.nn.Dropout` inside drops), and the per-epoch scores come from
+    :func:`evaluate`, in evaluation mode; the model is left in training mode (call
+    ``model.eval()`` before predicting with it).
 
     Batches come from :func:`course_lib.data.minibatches` with one seeded Generator
     (a new order every epoch, reproducibly).  A non-finite loss stops training with
@@ -106,7 +123,10 @@ def fit(model, X, y, *, lr=None, epochs: int = 10, batch_size: int = 32, seed=0,
     def current_lr():  # read at report time: a scheduler may have changed optimizer.lr
         return lr if optimizer is None else getattr(optimizer, "lr", None)
 
+    set_mode = getattr(model, "train", None)      # None: a model without train/eval modes
     for epoch in range(epochs):
+        if callable(set_mode):
+            set_mode(True)
         # batches of row indices (same order as minibatches(X, y) itself): a loss_fn can use them
         for Xb, idx in minibatches(X, np.arange(X.shape[0]), batch_size, shuffle=True, seed=rng):
             yb = None if y is None else y[idx]
