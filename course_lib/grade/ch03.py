@@ -689,7 +689,8 @@ def nadam_cases(rng):
 
 def _nadam(param, grad, m, v, prod, step, lr, beta1, beta2, eps, psi, *, const_mu=False,
            mu_t_ahead=False, beta_power=False, eps_inside=False, no_grad_term=False, grad_beta1=False,
-           prod_late=False, precedence=False, no_v_bias=False, rebind=False, m_with_mu=False):
+           prod_late=False, precedence=False, no_v_bias=False, rebind=False, m_with_mu=False,
+           next_without_mu=False, return_old=False):
     if const_mu:
         mu = mu_next = beta1
     elif precedence:  # 0.96 ** t * psi
@@ -711,7 +712,7 @@ def _nadam(param, grad, m, v, prod, step, lr, beta1, beta2, eps, psi, *, const_m
         bc, bc_next = 1 - beta1 ** step, 1 - beta1 ** (step + 1)
     else:
         bc = 1 - (old_prod if prod_late else prod)
-        bc_next = 1 - (old_prod if prod_late else prod) * mu_next
+        bc_next = 1 - (old_prod if prod_late else prod) * (1.0 if next_without_mu else mu_next)
     c_g = (1 - beta1 if grad_beta1 else 1 - mu) / bc
     c_m = mu / bc if mu_t_ahead else mu_next / bc_next
     if mu_t_ahead:
@@ -719,7 +720,7 @@ def _nadam(param, grad, m, v, prod, step, lr, beta1, beta2, eps, psi, *, const_m
     if no_grad_term:
         c_g = 0.0
     param -= lr * (c_g * grad + c_m * m) / denom
-    return prod
+    return old_prod if return_old else prod
 
 
 def _nadam_mistake(**flags):
@@ -764,6 +765,12 @@ NADAM = Question(
                 "before the square root", _nadam_mistake(no_v_bias=True)),
         Mistake("rebind", "exp_avg = ... makes new arrays: the optimizer's state never changes; "
                 "update exp_avg and exp_avg_sq in place", _nadam_mistake(rebind=True)),
+        Mistake("momentum_bias_without_next_mu", "your momentum term divides by 1 - mu_product: it "
+                "looks one step ahead, so its bias correction is 1 - mu_product * mu_{t+1}",
+                _nadam_mistake(next_without_mu=True)),
+        Mistake("product_not_returned", "you return the mu_product you were given: return the updated "
+                "product mu_product * mu_t (the caller keeps it for the next step)",
+                _nadam_mistake(return_old=True)),
     ),
 )
 
