@@ -333,3 +333,23 @@ def test_new_schedulers_reject_bad_arguments():
         ours.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=1.5)
     with pytest.raises(ValueError, match="power"):
         ours.PolynomialLR(opt, total_iters=3, power=0.0)
+
+
+
+@pytest.mark.parametrize("pct_start, total_steps, three_phase", [(1 / 300, 300, False), (0.01, 100, False),
+                                                                 (0.5, 2, False), (0.25, 4, True)])
+def test_one_cycle_refuses_a_phase_of_zero_steps_that_torch_divides_by(pct_start, total_steps, three_phase):
+    tp = torch.nn.Parameter(torch.zeros(2))
+    topt = torch.optim.SGD([tp], lr=0.1, momentum=0.9)
+    with pytest.raises(ZeroDivisionError):   # torch: a bare division by zero (its constructor takes step 0)
+        tsched.OneCycleLR(topt, max_lr=1.0, total_steps=total_steps, pct_start=pct_start,
+                          three_phase=three_phase)
+    with pytest.raises(ValueError, match=f"pct_start={pct_start} with total_steps={total_steps} gives a phase"):
+        ours.OneCycleLR(ours.SGD([np.zeros(2)], lr=0.1, momentum=0.9), max_lr=1.0, total_steps=total_steps,
+                        pct_start=pct_start, three_phase=three_phase)
+    # twice the steps: every phase has at least 2, and ours runs like torch's
+    sched = ours.OneCycleLR(ours.SGD([np.zeros(2)], lr=0.1, momentum=0.9), max_lr=1.0,
+                            total_steps=2 * total_steps, pct_start=pct_start, three_phase=three_phase)
+    for _ in range(2 * total_steps - 1):
+        sched.optimizer.step([np.zeros(2)])
+        sched.step()

@@ -444,7 +444,8 @@ class OneCycleLR(LRScheduler):
     max_lr > 0; total_steps (or epochs * steps_per_epoch) >= 1; pct_start: float in [0, 1];
     div_factor, final_div_factor > 0; ``cycle_momentum`` needs an optimizer with
     ``momentum`` or ``betas`` (not Adagrad).  Calling :meth:`step` more than
-    ``total_steps`` times raises ``ValueError``.
+    ``total_steps`` times raises ``ValueError``, and so does a ``pct_start`` that leaves a
+    phase with zero steps (``pct_start * total_steps == 1``), where torch divides by zero.
     PyTorch: ``OneCycleLR`` (which keeps max_lr/min_lr/max_momentum/base_momentum in the
     param group; we keep them on the scheduler and set ``optimizer.initial_lr``).
     """
@@ -492,6 +493,15 @@ class OneCycleLR(LRScheduler):
                 dict(end_step=n - 1, start_lr="max_lr", end_lr="min_lr",
                      start_momentum="base_momentum", end_momentum="max_momentum"),
             ]
+        start = 0.0
+        for phase in self._schedule_phases:
+            # torch's OneCycleLR accepts a phase of zero steps, then divides by zero when it reaches it
+            if phase["end_step"] == start:
+                raise ValueError(f"pct_start={pct_start} with total_steps={n} gives a phase of zero "
+                                 f"steps (pct_start * total_steps = {pct_start * n:g}); torch's "
+                                 "OneCycleLR divides by zero there. Use a pct_start that gives each "
+                                 "phase at least 2 steps")
+            start = phase["end_step"]
         if last_epoch == -1:
             optimizer.initial_lr = self.max_lr / div_factor
         elif optimizer.initial_lr is None:
